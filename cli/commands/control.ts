@@ -1,0 +1,6 @@
+// `pillion control`: not built yet.
+import { CliError } from '../errors';
+
+export async function run(_argv: string[]): Promise<number> {
+  throw new CliError('pillion control: not implemented yet', 2);
+}

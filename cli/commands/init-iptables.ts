@@ -1,0 +1,6 @@
+// `pillion init-iptables`: not built yet.
+import { CliError } from '../errors';
+
+export async function run(_argv: string[]): Promise<number> {
+  throw new CliError('pillion init-iptables: not implemented yet', 2);
+}

@@ -1,0 +1,6 @@
+// `pillion inject`: not built yet.
+import { CliError } from '../errors';
+
+export async function run(_argv: string[]): Promise<number> {
+  throw new CliError('pillion inject: not implemented yet', 2);
+}

@@ -1,0 +1,2 @@
+// The request pipeline: context, handler and stage types, and their composition.
+export * from './types';

@@ -1,0 +1,60 @@
+// The shape every policy shares: a request flows through stages to the forwarder.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TrafficPolicy, RouteConfig, Endpoint } from '../config';
+
+export type Direction = 'inbound' | 'outbound';
+
+/** Per-request state, created by the listener and read (rarely written) by stages. */
+export interface RequestContext {
+  readonly direction: Direction;
+  /** inbound: this proxy's own service; outbound: the destination service. */
+  readonly service: string;
+  readonly requestId: string;
+  /** performance.now() when the request arrived. */
+  readonly startMs: number;
+  readonly clientIp: string;
+  readonly method: string;
+  /** Path and query, origin-form, even when the client sent absolute-form. */
+  readonly path: string;
+  readonly policy: TrafficPolicy | undefined;
+  /** The first route of the policy whose match holds, if any. */
+  readonly route: RouteConfig | undefined;
+  /** Where to send it when the policy lists no endpoints (host name or original destination). */
+  readonly fallbackTarget: Endpoint | undefined;
+  /** The client's response: only the listener and the forwarder touch it. */
+  readonly res: ServerResponse;
+  /** Aborted when the client goes away; stages combine it with their own deadlines. */
+  readonly clientGone: AbortSignal;
+  /** Set by the forwarder: how many attempts were made and where the last one went. */
+  attemptCount: number;
+  upstream: string | undefined;
+  /** A copy of a small request body, so that it can be sent again (retries). */
+  replayBody: Buffer | undefined;
+  /** Free slots for policies and tracing, keyed by their own symbols. */
+  readonly slots: Map<symbol, unknown>;
+}
+
+/** Per-attempt options a stage may hand down to the forwarder. */
+export interface AttemptOptions {
+  /** Aborts this attempt only (per-try timeout, overall timeout). */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * A handler resolves with the upstream's response, not yet sent to the client (so that a
+ * retry stage can look at its status first), or rejects with a ProxyError.
+ */
+export type Handler = (req: IncomingMessage, ctx: RequestContext, attempt: AttemptOptions) => Promise<IncomingMessage>;
+
+/** One policy = one stage. */
+export type Stage = (next: Handler) => Handler;
+
+/** Fold stages around a terminal handler; the first stage is the outermost. */
+export function compose(stages: readonly (Stage | undefined)[], terminal: Handler): Handler {
+  let handler = terminal;
+  for (let i = stages.length - 1; i >= 0; i--) {
+    const stage = stages[i];
+    if (stage) handler = stage(handler);
+  }
+  return handler;
+}
