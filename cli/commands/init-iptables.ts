@@ -1,6 +1,72 @@
-// `pillion init-iptables`: not built yet.
+// `pillion init-iptables`: install (or --cleanup) the pod's nat rules that send inbound TCP
+// to the proxy's inbound listener and outbound TCP to its outbound listener.
 import { CliError } from '../errors';
+import { parseFlags, portFlag } from '../args';
+import {
+  cleanupRules, DEFAULT_INTERCEPT, installRules, installRuleset, InterceptOptions, IptablesError, parsePortList,
+} from '../../deploy/iptables';
 
-export async function run(_argv: string[]): Promise<number> {
-  throw new CliError('pillion init-iptables: not implemented yet', 2);
+const NAME = 'init-iptables';
+
+function portListFlag(flag: string, value: string | undefined): string[] {
+  if (value === undefined) return [];
+  const list = parsePortList(value);
+  if (!list) throw new CliError(`pillion ${NAME}: --${flag} must be a comma-separated list of ports or ranges such as 22,8000:8100 (got ${JSON.stringify(value)})`, 2);
+  return list;
+}
+
+export function interceptOptions(values: Record<string, string | boolean | undefined>): InterceptOptions {
+  const uidText = values['proxy-uid'] as string | undefined;
+  if (uidText !== undefined && !/^\d{1,10}$/.test(uidText)) {
+    throw new CliError(`pillion ${NAME}: --proxy-uid must be a numeric UID (got ${JSON.stringify(uidText)})`, 2);
+  }
+  const port = (flag: string, fallback: number) => {
+    const p = portFlag(NAME, flag, values[flag] as string | undefined, fallback);
+    if (p === 0) throw new CliError(`pillion ${NAME}: --${flag} must be 1-65535`, 2);
+    return p;
+  };
+  return {
+    proxyUid: uidText === undefined ? DEFAULT_INTERCEPT.proxyUid : Number(uidText),
+    inboundPort: port('inbound-port', DEFAULT_INTERCEPT.inboundPort),
+    outboundPort: port('outbound-port', DEFAULT_INTERCEPT.outboundPort),
+    adminPort: port('admin-port', DEFAULT_INTERCEPT.adminPort),
+    skipInboundPorts: portListFlag('skip-inbound-ports', values['skip-inbound-ports'] as string | undefined),
+    skipOutboundPorts: portListFlag('skip-outbound-ports', values['skip-outbound-ports'] as string | undefined),
+  };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseFlags(NAME, argv, {
+    'proxy-uid': { type: 'string' },
+    'inbound-port': { type: 'string' },
+    'outbound-port': { type: 'string' },
+    'admin-port': { type: 'string' },
+    'skip-inbound-ports': { type: 'string' },
+    'skip-outbound-ports': { type: 'string' },
+    'dry-run': { type: 'boolean' },
+    cleanup: { type: 'boolean' },
+  });
+  const opts = interceptOptions(values);
+  try {
+    if (values.cleanup) {
+      const ruleset = cleanupRules(undefined, values['dry-run'] === true);
+      if (values['dry-run']) process.stdout.write(ruleset ?? '# nothing of pillion\'s to remove\n');
+      else process.stdout.write(ruleset ? 'pillion init-iptables: removed pillion\'s nat chains and jumps\n' : 'pillion init-iptables: no pillion rules were installed\n');
+      return 0;
+    }
+    if (values['dry-run']) {
+      // What a first install would run; a rerun also deletes and re-adds the two jumps.
+      process.stdout.write(`# pillion init-iptables: input for iptables-restore --noflush\n${installRuleset(opts)}`);
+      return 0;
+    }
+    installRules(opts);
+    process.stdout.write(
+      `pillion init-iptables: inbound TCP -> :${opts.inboundPort}, outbound TCP -> :${opts.outboundPort}, ` +
+      `uid ${opts.proxyUid} and loopback not redirected\n`,
+    );
+    return 0;
+  } catch (err) {
+    if (err instanceof IptablesError) throw new CliError(`pillion ${NAME}: ${err.message}`, 1);
+    throw err;
+  }
 }
