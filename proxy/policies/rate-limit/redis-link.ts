@@ -1,0 +1,80 @@
+// The Redis connection behind `scope: global`: one ioredis client wrapped in Bottleneck's
+// IORedisConnection, plus the up/down state the limiters read to fail open.
+import Bottleneck from 'bottleneck';
+import Redis from 'ioredis';
+import type { Logger } from '../../runtime/logger';
+import type { RateLimitMetrics } from './metrics';
+
+export class RedisLink {
+  readonly connection: Bottleneck.IORedisConnection;
+  private readonly client: Redis;
+  private readonly failOpen: { inc(): void };
+  private readonly errors: { inc(): void };
+  private readonly upGauge: { set(v: number): void };
+  private isUp = false;
+  private downLogged = false;
+  private closed = false;
+  /** Bumped on every (re)connection, so limiters know to rebuild their Bottleneck state. */
+  generation = 0;
+
+  constructor(url: string, private readonly logger: Logger, metrics: RateLimitMetrics, service: string) {
+    this.failOpen = metrics.failOpen.labels(service);
+    this.errors = metrics.redisErrors.labels(service);
+    this.upGauge = metrics.redisUp.labels(service);
+    this.upGauge.set(0);
+    this.client = new Redis(url, {
+      // Fail fast while disconnected: a command must not wait in a queue behind an outage,
+      // the request path is already failing open.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      connectTimeout: 1000,
+      // Keep reconnecting for ever, at most once a second, to resume sharing when Redis returns.
+      retryStrategy: (times) => Math.min(100 * times, 1000),
+    });
+    this.client.on('ready', () => this.markUp());
+    this.client.on('error', (err: Error) => { this.errors.inc(); this.markDown(err); });
+    this.client.on('close', () => this.markDown(undefined));
+    this.connection = new Bottleneck.IORedisConnection({ client: this.client });
+    // Errors reach us through the client's own listener; this one only stops Bottleneck from
+    // treating them as unhandled.
+    this.connection.on('error', () => {});
+  }
+
+  get up(): boolean {
+    return this.isUp;
+  }
+
+  countFailOpen(): void {
+    this.failOpen.inc();
+  }
+
+  noteError(): void {
+    this.errors.inc();
+  }
+
+  private markUp(): void {
+    if (this.isUp || this.closed) return;
+    this.isUp = true;
+    this.generation++;
+    this.upGauge.set(1);
+    if (this.downLogged) this.logger.info('redis reachable again: rate limits with scope global are shared again');
+    this.downLogged = false;
+  }
+
+  private markDown(err: Error | undefined): void {
+    if (this.closed) return;
+    this.isUp = false;
+    this.upGauge.set(0);
+    // Once per outage, not once per reconnection attempt.
+    if (!this.downLogged) {
+      this.downLogged = true;
+      this.logger.warn('redis unreachable: rate limits with scope global fail open until it returns', { error: err?.message });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.connection.disconnect(false);
+  }
+}

@@ -1,0 +1,205 @@
+// `scope: global`: one token bucket shared by every sidecar of a service, kept in Redis by
+// Bottleneck (its reservoir, refilled by reservoirIncrease*). Requests never wait on Redis:
+// each proxy takes tokens from the shared reservoir in batches, in the background, and spends
+// them locally and synchronously.
+//
+// Worst case, per key, over any window of W seconds, N proxies together admit at most
+//   burst + requestsPerSecond * W + increaseAmount + N * (batch + 1)
+// because tokens leave Redis only once (atomically, in Bottleneck's Lua scripts), a proxy
+// never holds more than `batch` of them, and each new key may admit one request on credit
+// before its first batch arrives (the credit is repaid from that batch). Not covered: while
+// Redis is unreachable every proxy fails open, and a Redis restart without persistence
+// refills the reservoir.
+import Bottleneck from 'bottleneck';
+import type { RateLimitConfig } from '../../config';
+import type { Clock } from '../../runtime/clock';
+import { KeyedStore } from './keyed-store';
+import { DEFAULT_MAX_KEYS, Limiter, rateLimitHeaders } from './limiter';
+import type { RedisLink } from './redis-link';
+
+/** How the shared reservoir is refilled and how much a proxy takes at a time. */
+export interface SharedPlan {
+  readonly burst: number;
+  /** Tokens added to the reservoir every `increaseIntervalMs` (an integer, as Bottleneck needs). */
+  readonly increaseAmount: number;
+  readonly increaseIntervalMs: number;
+  /** Tokens a proxy takes per Redis round trip; it asks again at half of it. */
+  readonly batch: number;
+}
+
+export function planShared(config: RateLimitConfig): SharedPlan {
+  const { requestsPerSecond: rps, burst } = config;
+  // About ten refills a second with a whole number of tokens each, so the reservoir behaves
+  // like a token bucket rather than a fixed one-second window.
+  const increaseAmount = Math.max(1, Math.round(rps / 10));
+  const increaseIntervalMs = Math.max(1, Math.round((1000 * increaseAmount) / rps));
+  // Small enough to keep the over-admission bound at a tenth of the burst per proxy, large
+  // enough to keep a proxy under ~20 Redis round trips a second at the full rate.
+  const batch = Math.min(burst, Math.max(1, Math.ceil(burst / 10), Math.ceil(rps / 20)));
+  return { burst, increaseAmount, increaseIntervalMs, batch };
+}
+
+/** A fetch that has not answered in this long is given up (Redis went away mid-flight). */
+const FETCH_TIMEOUT_MS = 2000;
+/** Redis keys of an idle shared bucket expire after this long. */
+const REDIS_KEY_TTL_MS = 10 * 60_000;
+
+class SharedBudget {
+  /** Tokens taken from Redis and not yet spent. */
+  private tokens = 1;
+  /** The credit given to a new key, repaid from its first batch. */
+  private owed = 1;
+  private fetching = false;
+  private demand = false;
+  private pollTimer: unknown;
+  private limiter: Bottleneck | undefined;
+  private limiterGeneration = -1;
+  private closed = false;
+  lastUsed: number;
+
+  constructor(private readonly id: string, private readonly plan: SharedPlan, private readonly link: RedisLink, private readonly clock: Clock) {
+    this.lastUsed = clock.now();
+    this.refill();
+  }
+
+  admit(): boolean {
+    this.lastUsed = this.clock.now();
+    if (!this.link.up) {
+      this.link.countFailOpen();
+      return true;
+    }
+    this.demand = true;
+    if (this.tokens >= 1) {
+      this.tokens--;
+      if (this.tokens <= this.plan.batch >> 1) this.refill();
+      return true;
+    }
+    this.refill();
+    return false;
+  }
+
+  private refill(): void {
+    if (this.fetching || this.closed || !this.link.up) return;
+    this.fetching = true;
+    this.demand = false;
+    this.fetch().catch(() => this.link.noteError()).finally(() => {
+      this.fetching = false;
+      // Requests came while we were fetching and the batch is already half spent: go again.
+      if (this.demand && this.tokens <= this.plan.batch >> 1 && this.pollTimer === undefined) this.refill();
+    });
+  }
+
+  private async fetch(): Promise<void> {
+    const limiter = this.currentLimiter();
+    const available = await this.bounded(limiter.currentReservoir());
+    const want = this.plan.batch - Math.max(0, this.tokens) + this.owed;
+    const take = Math.min(want, Math.floor(available ?? 0));
+    if (take < 1) {
+      // The shared reservoir is empty: look again after its next refill, if anyone still asks.
+      this.pollTimer = this.clock.setTimeout(() => {
+        this.pollTimer = undefined;
+        if (this.demand) this.refill();
+      }, this.plan.increaseIntervalMs);
+      return;
+    }
+    // Another proxy may take the same tokens between the two calls; then Bottleneck queues
+    // this job until the reservoir refills, which the timeout bounds.
+    await this.bounded(limiter.schedule({ weight: take }, () => Promise.resolve()));
+    if (this.closed) return;
+    const repaid = Math.min(take, this.owed);
+    this.owed -= repaid;
+    this.tokens += take - repaid;
+  }
+
+  /** One Bottleneck limiter per Redis connection lifetime: a reconnection starts clean. */
+  private currentLimiter(): Bottleneck {
+    if (this.limiter && this.limiterGeneration === this.link.generation) return this.limiter;
+    this.limiter?.disconnect(false).catch(() => {});
+    this.limiterGeneration = this.link.generation;
+    const { burst, increaseAmount, increaseIntervalMs } = this.plan;
+    this.limiter = new Bottleneck({
+      id: this.id,
+      datastore: 'ioredis',
+      connection: this.link.connection,
+      clearDatastore: false,
+      reservoir: burst,
+      reservoirIncreaseAmount: increaseAmount,
+      reservoirIncreaseInterval: increaseIntervalMs,
+      reservoirIncreaseMaximum: burst,
+      timeout: REDIS_KEY_TTL_MS,
+      heartbeatInterval: 1000,
+    });
+    this.limiter.on('error', () => this.link.noteError());
+    return this.limiter;
+  }
+
+  private bounded<T>(p: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = this.clock.setTimeout(() => reject(new Error('redis fetch timed out')), FETCH_TIMEOUT_MS);
+      p.then(
+        (v) => { this.clock.clearTimeout(timer); resolve(v); },
+        (e) => { this.clock.clearTimeout(timer); reject(e); },
+      );
+    });
+  }
+
+  /** Whole tokens held locally (for headers and tests). */
+  get held(): number {
+    return Math.max(0, Math.floor(this.tokens));
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.pollTimer !== undefined) this.clock.clearTimeout(this.pollTimer);
+    this.pollTimer = undefined;
+    this.limiter?.disconnect(false).catch(() => {});
+    this.limiter = undefined;
+  }
+}
+
+/** `scope: global`: one shared budget per key. */
+export class GlobalLimiter implements Limiter {
+  private readonly plan: SharedPlan;
+  private readonly single: SharedBudget | undefined;
+  private readonly keyed: KeyedStore<SharedBudget> | undefined;
+
+  constructor(private readonly config: RateLimitConfig, idPrefix: string, link: RedisLink, private readonly clock: Clock, maxKeys = DEFAULT_MAX_KEYS) {
+    const plan = this.plan = planShared(config);
+    // The settings are part of the id: proxies on different config versions never share a
+    // reservoir whose refill they disagree about.
+    const base = `pillion:rl:${idPrefix}:${config.requestsPerSecond}:${config.burst}`;
+    if (config.key.kind === 'none') this.single = new SharedBudget(base, plan, link, clock);
+    else {
+      this.keyed = new KeyedStore<SharedBudget>({
+        maxKeys,
+        create: (key) => new SharedBudget(`${base}:${key}`, plan, link, clock),
+        // Idle for the time the bucket needs to refill completely: nothing worth keeping.
+        isIdle: (b, now) => now - b.lastUsed > Math.max(1000, (1000 * config.burst) / config.requestsPerSecond),
+        dispose: (b) => b.close(),
+      });
+    }
+  }
+
+  get batch(): number {
+    return this.plan.batch;
+  }
+
+  admit(key: string): boolean {
+    return (this.single ?? this.keyed!.get(key, this.keyedNow())).admit();
+  }
+
+  private keyedNow(): number {
+    return this.clock.now();
+  }
+
+  refusalHeaders(key: string): Record<string, string> {
+    const budget = this.single ?? this.keyed!.get(key, this.keyedNow());
+    const { burst, increaseIntervalMs } = this.plan;
+    return rateLimitHeaders(burst, budget.held, increaseIntervalMs, (1000 * burst) / this.config.requestsPerSecond);
+  }
+
+  async close(): Promise<void> {
+    this.single?.close();
+    this.keyed?.clear();
+  }
+}
