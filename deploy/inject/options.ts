@@ -25,7 +25,10 @@ export interface InjectOptions {
   readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
   /** The control server's URL as seen from an application pod. */
   readonly controlUrl: string;
-  /** Secret (in the pod's own namespace: pods cannot mount Secrets of other namespaces) with key `token`. */
+  /**
+   * Secret in the pod's own namespace (pods cannot mount Secrets of other namespaces) with key
+   * `token`, and `ca.crt` (the CA of the control server's certificate) when controlUrl is https.
+   */
   readonly tokenSecret: string;
   readonly inboundPort: number;
   readonly outboundPort: number;
@@ -33,7 +36,9 @@ export interface InjectOptions {
 }
 
 export const DEFAULT_IMAGE = 'pillion:0.1.0';
-export const DEFAULT_CONTROL_URL = 'http://pillion-control.pillion-system.svc:15010';
+// HTTPS: the control server in deploy/kubernetes/ runs with --tls-cert/--tls-key (the webhook
+// needs them) and then serves its control API over TLS too, with the same certificate.
+export const DEFAULT_CONTROL_URL = 'https://pillion-control.pillion-system.svc:15010';
 
 export const DEFAULT_INJECT_OPTIONS: InjectOptions = Object.freeze({
   image: DEFAULT_IMAGE,

@@ -1,6 +1,7 @@
 // The injection rule for one pod (or pod template), as a pure function: the webhook and
 // `pillion inject` both call it, so what the cluster does and what the CLI prints cannot differ.
 import { InjectError } from './errors';
+import { parsePortList } from '../iptables/rules';
 import {
   ANNOTATION_INJECT, ANNOTATION_NATIVE_SIDECAR, ANNOTATION_SERVICE, ANNOTATION_SKIP_INBOUND,
   ANNOTATION_SKIP_OUTBOUND, ANNOTATION_STATUS, CACHE_VOLUME, DEFAULT_CONTAINER_ANNOTATION,
@@ -115,10 +116,11 @@ function serviceName(annotations: Record<string, string>, labels: Record<string,
   return name;
 }
 
+// The same syntax `pillion init-iptables` accepts (ports and ranges), checked here so that a
+// typo is reported when the pod is created, not as a crash-looping init container.
 function portList(annotation: string, value: string | undefined): string | undefined {
   if (value === undefined || value.trim() === '') return undefined;
-  const ports = value.split(',').map((p) => p.trim());
-  const ok = ports.every((p) => /^\d{1,5}$/.test(p) && Number(p) >= 1 && Number(p) <= 65535);
-  if (!ok) throw new InjectError('INJECT_BAD_ANNOTATION', `${annotation} must be a comma-separated list of ports 1-65535 (got ${JSON.stringify(value)})`);
-  return ports.join(',');
+  const ports = parsePortList(value);
+  if (!ports) throw new InjectError('INJECT_BAD_ANNOTATION', `${annotation} must be a comma-separated list of ports or ranges such as 5432,8000:8100 (got ${JSON.stringify(value)})`);
+  return ports.length ? ports.join(',') : undefined;
 }

@@ -38,6 +38,7 @@ export function initContainer(opts: InjectOptions, params: SidecarParams): Conta
     '--proxy-uid', String(PROXY_UID),
     '--inbound-port', String(opts.inboundPort),
     '--outbound-port', String(opts.outboundPort),
+    '--admin-port', String(opts.adminPort),
   ];
   if (params.skipInboundPorts) args.push('--skip-inbound-ports', params.skipInboundPorts);
   if (params.skipOutboundPorts) args.push('--skip-outbound-ports', params.skipOutboundPorts);
@@ -67,7 +68,24 @@ export function initContainer(opts: InjectOptions, params: SidecarParams): Conta
   };
 }
 
+function usesTls(opts: InjectOptions): boolean {
+  return opts.controlUrl.startsWith('https:');
+}
+
 export function proxyContainer(opts: InjectOptions, params: SidecarParams): Container {
+  const args = [
+    'proxy',
+    '--service', params.service,
+    '--control', opts.controlUrl,
+    '--token-file', `${TOKEN_MOUNT_PATH}/token`,
+    ...(usesTls(opts) ? ['--ca-file', `${TOKEN_MOUNT_PATH}/ca.crt`] : []),
+    // `pillion status` rows read "pod.namespace"; the kubelet expands $(VAR) from env below.
+    '--proxy-id', '$(PILLION_POD_NAME).$(PILLION_POD_NAMESPACE)',
+    '--cache-dir', CACHE_MOUNT_PATH,
+    '--inbound-port', String(opts.inboundPort),
+    '--outbound-port', String(opts.outboundPort),
+    '--admin-port', String(opts.adminPort),
+  ];
   const container: Container = {
     name: PROXY_CONTAINER,
     image: opts.image,
@@ -77,16 +95,7 @@ export function proxyContainer(opts: InjectOptions, params: SidecarParams): Cont
     // Job's pod from completing.
     ...(params.native ? { restartPolicy: 'Always' } : {}),
     command: ['pillion'],
-    args: [
-      'proxy',
-      '--service', params.service,
-      '--control', opts.controlUrl,
-      '--token-file', `${TOKEN_MOUNT_PATH}/token`,
-      '--cache-dir', CACHE_MOUNT_PATH,
-      '--inbound-port', String(opts.inboundPort),
-      '--outbound-port', String(opts.outboundPort),
-      '--admin-port', String(opts.adminPort),
-    ],
+    args,
     env: [
       { name: 'PILLION_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: 'PILLION_POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
@@ -133,7 +142,13 @@ export function sidecarVolumes(opts: InjectOptions): Volume[] {
   return [
     // Not optional: a namespace without the token Secret gets a pod event naming it, rather
     // than a proxy that cannot authenticate.
-    { name: TOKEN_VOLUME, secret: { secretName: opts.tokenSecret, items: [{ key: 'token', path: 'token' }] } },
+    {
+      name: TOKEN_VOLUME,
+      secret: {
+        secretName: opts.tokenSecret,
+        items: [{ key: 'token', path: 'token' }, ...(usesTls(opts) ? [{ key: 'ca.crt', path: 'ca.crt' }] : [])],
+      },
+    },
     // The last good config, so a restarted proxy works while the control server is away; an
     // emptyDir survives container restarts (not pod restarts) and the root filesystem is read-only.
     { name: CACHE_VOLUME, emptyDir: { sizeLimit: '16Mi' } },

@@ -12,7 +12,11 @@ export interface InjectionWebhookOptions {
   host?: string;
   cert: Buffer;
   key: Buffer;
-  /** The control server's URL as application pods reach it (default: the in-cluster Service). */
+  /**
+   * The control server's URL as application pods reach it. $PILLION_INJECT_CONTROL_URL wins; a
+   * loopback or wildcard address (the control server's own listen URL) is ignored, since it means
+   * the pod itself from inside a pod; the default is the in-cluster Service of deploy/kubernetes/.
+   */
   controlUrl?: string;
   /** Image for the injected containers; default $PILLION_PROXY_IMAGE, else the built-in default. */
   image?: string;
@@ -30,7 +34,7 @@ const PATHS = new Set(['/inject', '/mutate']);
 
 export async function startInjectionWebhook(opts: InjectionWebhookOptions): Promise<InjectionWebhook> {
   const inject: InjectOptions = injectOptions({
-    controlUrl: opts.controlUrl,
+    controlUrl: process.env.PILLION_INJECT_CONTROL_URL || reachableFromPods(opts.controlUrl),
     image: opts.image ?? (process.env.PILLION_PROXY_IMAGE || undefined),
   });
   const maxBody = opts.maxBodyBytes ?? 4 * 1024 * 1024;
@@ -60,6 +64,17 @@ export async function startInjectionWebhook(opts: InjectionWebhookOptions): Prom
       server.closeAllConnections();
     }),
   };
+}
+
+function reachableFromPods(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+    if (host === 'localhost' || host === '0.0.0.0' || host === '::' || host === '::1' || host.startsWith('127.')) return undefined;
+  } catch {
+    return undefined;
+  }
+  return url;
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
