@@ -4,6 +4,9 @@ import type { TrafficPolicy } from '../config';
 import { compose, Handler } from '../pipeline';
 import type { PolicyDeps, PolicyRuntime } from './policy-runtime';
 import { createTimeoutPolicy } from '../policies/timeout';
+import { createRetryPolicy } from '../policies/retry';
+import { createCircuitBreakerPolicy } from '../policies/circuit-breaker';
+import { createRateLimitPolicy } from '../policies/rate-limit';
 
 export interface BuiltStack {
   readonly handler: Handler;
@@ -24,14 +27,25 @@ function assemble(runtimes: readonly (PolicyRuntime | undefined)[], terminal: Ha
 /** Calls from the app to `policy.service` (or to a service without a policy). */
 export function buildOutboundStack(policy: TrafficPolicy | undefined, deps: PolicyDeps, forward: Handler): BuiltStack {
   return assemble([
+    // Tracing: one span over the whole call, so replies no attempt saw (circuit-open) are traced.
+    deps.tracing?.outbound(),
     // Overall deadline: bounds all attempts and backoffs together, then 504 upstream-timeout.
     createTimeoutPolicy(policy, deps),
+    // Retries: each attempt (with its per-try timeout and backoff) goes through the stages below.
+    createRetryPolicy(policy, deps),
+    // Circuit breaker and maxConcurrent: every attempt is an outcome; open or full answers at once.
+    createCircuitBreakerPolicy(policy, deps),
+    // Tracing: a CLIENT span per attempt, its context injected into that attempt's headers.
+    deps.tracing?.attempt(),
   ], forward);
 }
 
 /** Calls from other services to this proxy's app; `policy` is the app's own policy. */
 export function buildInboundStack(policy: TrafficPolicy | undefined, deps: PolicyDeps, forward: Handler): BuiltStack {
-  void policy; void deps;
   return assemble([
+    // Tracing: the SERVER span, outermost, so that local replies (429) are traced too.
+    deps.tracing?.inbound(),
+    // Rate limit first: a refused request costs nothing further.
+    createRateLimitPolicy(policy, deps),
   ], forward);
 }
