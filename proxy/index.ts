@@ -13,6 +13,7 @@ import { createProxyMetrics, ProxyMetrics } from './observability/metrics';
 import { Clock, systemClock } from './runtime/clock';
 import { createStderrLogger, Logger } from './runtime/logger';
 import { ServiceTable } from './runtime/service-table';
+import { startTracing } from './tracing';
 import { transparentSupport } from './transparent';
 
 export interface ProxyOptions {
@@ -35,6 +36,8 @@ export interface ProxyOptions {
   readonly accessLog?: Writable | null;
   /** Applied before the listeners open (a file, or a cached control-server version). */
   readonly initialSnapshot?: PolicySnapshot;
+  /** Where the OTEL_* tracing variables are read (proxy/tracing); default process.env. */
+  readonly tracingEnv?: NodeJS.ProcessEnv;
 }
 
 export interface RunningProxy {
@@ -67,7 +70,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const clock = opts.clock ?? systemClock;
   const accessLog = createAccessLog(opts.accessLog === null ? undefined : opts.accessLog ?? process.stdout);
   const proxy = createProxyServer();
-  const deps = { clock, metrics, logger, redisUrl: opts.redisUrl, selfService: opts.service };
+  const tracing = startTracing({ serviceName: opts.service, metrics, logger, env: opts.tracingEnv });
+  const deps = { clock, metrics, logger, redisUrl: opts.redisUrl, selfService: opts.service, tracing };
   const table = new ServiceTable(deps, proxy);
   let configLoaded = false;
   let listening = false;
@@ -138,6 +142,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   } catch (err) {
     admin.close(); inbound.close(); outbound.close();
     await table.close();
+    await tracing.shutdown();
     throw err;
   }
   listening = true;
@@ -154,6 +159,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       }
       await table.close();
       proxy.close();
+      // Sends the spans still queued (bounded: a collector that is down does not hold the exit).
+      await tracing.shutdown();
     },
   };
 }

@@ -4,6 +4,7 @@ import type { Stage } from '../pipeline';
 import type { Clock } from '../runtime/clock';
 import type { Logger } from '../runtime/logger';
 import type { ProxyMetrics } from '../observability/metrics';
+import type { TracingRuntime } from '../tracing';
 
 export interface PolicyRuntime {
   readonly stage: Stage;
@@ -22,4 +23,6 @@ export interface PolicyDeps {
   readonly redisUrl: string | undefined;
   /** The proxy's own service name (inbound policies, metric labels). */
   readonly selfService: string;
+  /** Tracing stages (proxy/tracing); absent: no tracing stage at all. */
+  readonly tracing?: TracingRuntime;
 }
