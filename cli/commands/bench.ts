@@ -1,6 +1,78 @@
-// `pillion bench`: not built yet.
+// `pillion bench`: runs the benchmark suite (bench/) and writes bench/results/latest.{json,md,svg}.
+import path from 'node:path';
 import { CliError } from '../errors';
+import { parseFlags, durationFlag } from '../args';
 
-export async function run(_argv: string[]): Promise<number> {
-  throw new CliError('pillion bench: not implemented yet', 2);
+const USAGE = `usage: pillion bench [--quick] [--scenario a,b,...] [--rounds N] [--duration 10s] [--warmup 2s]
+                     [--out DIR] [--no-install] [--no-convergence] [--list]`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseFlags('bench', argv, {
+    quick: { type: 'boolean' },
+    scenario: { type: 'string' },
+    rounds: { type: 'string' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    out: { type: 'string' },
+    'no-install': { type: 'boolean' },
+    'no-convergence': { type: 'boolean' },
+    list: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  // Loaded here so that `pillion --help` does not pay for the bench.
+  const { runBench, allScenarios, slowScenarios } = await import('../../bench');
+  if (values.list) {
+    for (const s of allScenarios) process.stdout.write(`${s.name.padEnd(24)} ${s.label}\n`);
+    return 0;
+  }
+  const quick = values.quick === true;
+  const known = allScenarios.map((s) => s.name);
+  let scenarios = quick ? known.filter((n) => !slowScenarios.includes(n)) : known;
+  if (values.scenario !== undefined && values.scenario !== 'all') {
+    scenarios = values.scenario.split(',').map((s) => s.trim()).filter(Boolean);
+    const unknown = scenarios.filter((s) => !known.includes(s));
+    if (unknown.length || scenarios.length === 0) {
+      throw new CliError(`pillion bench: unknown scenario ${JSON.stringify(unknown.join(','))}; known: ${known.join(', ')}`, 2);
+    }
+  }
+  let rounds = quick ? 1 : 3;
+  if (values.rounds !== undefined) {
+    if (!/^\d+$/.test(values.rounds) || Number(values.rounds) < 1 || Number(values.rounds) > 50) {
+      throw new CliError(`pillion bench: --rounds must be an integer 1-50 (got ${JSON.stringify(values.rounds)})`, 2);
+    }
+    rounds = Number(values.rounds);
+  }
+  const durationMs = durationFlag('bench', 'duration', values.duration, quick ? 3000 : 10_000);
+  const warmupMs = durationFlag('bench', 'warmup', values.warmup, quick ? 1000 : 2000);
+  // wrk counts whole seconds.
+  const seconds = Math.max(1, Math.round(durationMs / 1000));
+  const warmupSeconds = Math.round(warmupMs / 1000);
+
+  const root = path.resolve(__dirname, '..', '..', '..');
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const outDir = path.resolve(values.out ?? path.join(root, 'bench', 'results', ...(quick ? ['raw', 'quick'] : [])));
+  const rawDir = path.join(root, 'bench', 'results', 'raw', `${stamp}${quick ? '-quick' : ''}`);
+  const convergence = values['no-convergence'] ? [] : quick
+    ? [{ proxies: 100, applies: 5 }]
+    : [{ proxies: 100, applies: 20 }, { proxies: 1000, applies: 20 }];
+
+  const results = await runBench({
+    quick, scenarios, rounds, throughputSeconds: seconds, fixedRateSeconds: seconds, warmupSeconds,
+    outDir, rawDir, install: !values['no-install'], convergence,
+    command: ['pillion', 'bench', ...argv].join(' '), root,
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+  process.stdout.write('\n');
+  for (const b of results.bars) {
+    const met = b.pass === undefined ? '' : b.pass ? '  [met]' : '  [NOT met]';
+    process.stdout.write(`issue ${b.issue}: ${b.what}: ${b.display || 'not measured'} (goal ${b.goal})${met}\n`);
+  }
+  process.stdout.write(`\n${path.join(outDir, 'latest.md')}\n`);
+  const failed = results.scenarios.filter((s) => s.status === 'failed');
+  for (const f of failed) process.stderr.write(`pillion bench: ${f.name} failed: ${f.reason}\n`);
+  return failed.length ? 1 : 0;
 }

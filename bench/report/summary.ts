@@ -1,0 +1,101 @@
+// From raw round samples to medians, same-round ratios and the issues' performance bars.
+import { median } from '../stats';
+import type { Bar, ConvergenceResult, RoundSample, ScenarioResult, ScenarioSummary } from '../results';
+
+type Samples = ReadonlyMap<string, readonly RoundSample[]>;
+
+function ok(s: RoundSample): boolean {
+  return !s.error && !!s.throughput && !!s.fixedRate;
+}
+
+function byRound(samples: readonly RoundSample[] | undefined): Map<number, RoundSample> {
+  return new Map((samples ?? []).filter(ok).map((s) => [s.round, s]));
+}
+
+/** Median over rounds of f(this scenario's sample, the reference's sample of the same round). */
+export function pairedMedian(a: readonly RoundSample[] | undefined, b: readonly RoundSample[] | undefined,
+  f: (x: RoundSample, y: RoundSample) => number): number {
+  const ra = byRound(a);
+  const rb = byRound(b);
+  const values: number[] = [];
+  for (const [round, x] of ra) {
+    const y = rb.get(round);
+    if (y) values.push(f(x, y));
+  }
+  return median(values);
+}
+
+const rpsRatio = (x: RoundSample, y: RoundSample) => x.throughput!.requestsPerSecond / y.throughput!.requestsPerSecond;
+
+export function summarize(name: string, all: Samples): ScenarioSummary | undefined {
+  const mine = (all.get(name) ?? []).filter(ok);
+  if (mine.length === 0) return undefined;
+  const direct = all.get('direct');
+  const m = (f: (s: RoundSample) => number | undefined) => median(mine.map((s) => f(s) ?? NaN));
+  const added = (key: 'p50Ms' | 'p90Ms' | 'p99Ms') => pairedMedian(mine, direct, (x, y) => x.fixedRate![key] - y.fixedRate![key]);
+  return {
+    rounds: mine.length,
+    rps: m((s) => s.throughput!.requestsPerSecond),
+    p50Ms: m((s) => s.throughput!.p50Ms),
+    p90Ms: m((s) => s.throughput!.p90Ms),
+    p99Ms: m((s) => s.throughput!.p99Ms),
+    errors: mine.reduce((n, s) => n + s.throughput!.errors, 0),
+    fixed: {
+      p50Ms: m((s) => s.fixedRate!.p50Ms),
+      p90Ms: m((s) => s.fixedRate!.p90Ms),
+      p99Ms: m((s) => s.fixedRate!.p99Ms),
+      addedP50Ms: added('p50Ms'),
+      addedP90Ms: added('p90Ms'),
+      addedP99Ms: added('p99Ms'),
+      achievedRate: m((s) => s.fixedRate!.achievedRate),
+      errors: mine.reduce((n, s) => n + s.fixedRate!.errors, 0),
+    },
+    cpuPer1k: { throughput: m((s) => s.throughputCpuPer1k), fixedRate: m((s) => s.fixedRateCpuPer1k) },
+    rssMb: m((s) => s.rssMb),
+    vsDirect: pairedMedian(mine, direct, rpsRatio),
+    vsHttpProxy: pairedMedian(mine, all.get('http-proxy'), rpsRatio),
+    vsNginx: pairedMedian(mine, all.get('nginx'), rpsRatio),
+  };
+}
+
+const fmtRatio = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}x` : 'not measured');
+const fmtPct = (v: number) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : 'not measured');
+
+function bar(issue: number, what: string, goal: string, value: number, display: string, pass: (v: number) => boolean | undefined): Bar {
+  return Number.isFinite(value)
+    ? { issue, what, goal, value, display, pass: pass(value) }
+    : { issue, what, goal, display: 'not measured' };
+}
+
+/** The performance figures issues 2-5 ask for, each from this run's samples. */
+export function computeBars(results: readonly ScenarioResult[], convergence: ConvergenceResult): Bar[] {
+  const all: Samples = new Map(results.map((r) => [r.name, r.samples]));
+  const ratio = (a: string, b: string) => pairedMedian(all.get(a), all.get(b), rpsRatio);
+  const summaryOf = (n: string) => results.find((r) => r.name === n)?.summary;
+  const bars: Bar[] = [];
+
+  const vsProxy = ratio('pillion', 'http-proxy');
+  bars.push(bar(2, 'Pillion (no policies) req/s vs bare http-proxy', '>= 0.90x', vsProxy, fmtRatio(vsProxy), (v) => v >= 0.9));
+  const rss = summaryOf('pillion')?.rssMb ?? NaN;
+  bars.push(bar(2, 'Pillion resident memory after the run', '< 70 MB', rss, Number.isFinite(rss) ? `${rss.toFixed(0)} MB` : '', (v) => v < 70));
+
+  const policies = ratio('pillion-pair-policies', 'pillion-pair');
+  bars.push(bar(3, 'rate limit + breaker + retries (+ tracing 1%) vs no policies, sidecar pair', '>= 0.85x', policies, fmtRatio(policies), (v) => v >= 0.85));
+  const global = ratio('pillion-pair-global', 'pillion-pair-policies');
+  bars.push(bar(3, 'rate limit scope: global vs scope: local', 'reported', global, fmtRatio(global), () => undefined));
+
+  const cost1 = 1 - ratio('pillion-trace-1', 'pillion');
+  bars.push(bar(4, 'throughput cost of tracing at 1% sampling', '<= 5%', cost1, fmtPct(cost1), (v) => v <= 0.05));
+  const cost100 = 1 - ratio('pillion-trace-100', 'pillion');
+  bars.push(bar(4, 'throughput cost of tracing at 100% sampling', 'reported', cost100, fmtPct(cost100), () => undefined));
+
+  for (const proxies of [100, 1000]) {
+    const p = convergence.points.find((x) => x.proxies === proxies);
+    const med = p?.medianMs ?? NaN;
+    bars.push(bar(5, `control convergence, ${proxies} proxies: median (worst) time to all acknowledged`,
+      proxies === 1000 ? '< 100 ms median' : 'reported', med,
+      p ? `${p.medianMs.toFixed(1)} ms (${p.worstMs.toFixed(1)} ms), control RSS ${p.rssMb.toFixed(0)} MB` : '',
+      (v) => (proxies === 1000 ? v < 100 : undefined)));
+  }
+  return bars;
+}
