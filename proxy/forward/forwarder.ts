@@ -91,22 +91,28 @@ export function createForwarder(proxy: httpProxy, agent: http.Agent, targets: Fo
     return new Promise<IncomingMessage>((resolve, reject) => {
       const attempt: Attempt = { resolve, reject, proxyReq: undefined, settled: false };
       (req as RequestWithAttempt)[ATTEMPT] = attempt;
-      const signals = opts.signal ? [ctx.clientGone, opts.signal] : [ctx.clientGone];
-      const onAbort = (ev: Event) => {
-        if (attempt.settled) return;
-        attempt.settled = true;
-        attempt.proxyReq?.destroy();
-        const reason = (ev.target as AbortSignal).reason;
-        reject(reason instanceof Error ? reason : new ClientGoneError());
-      };
-      for (const s of signals) {
-        if (s.aborted) return onAbort({ target: s } as unknown as Event);
-        s.addEventListener('abort', onAbort, { once: true });
+      // The client going away is handled by abortAttempt (called by the listener), which
+      // is cheaper than an AbortSignal listener per request; only per-attempt deadlines
+      // (timeouts) come as a signal.
+      const signal = opts.signal;
+      if (signal) {
+        if (signal.aborted) {
+          attempt.settled = true;
+          const reason = signal.reason;
+          return reject(reason instanceof Error ? reason : new ClientGoneError());
+        }
+        const onAbort = () => {
+          if (attempt.settled) return;
+          attempt.settled = true;
+          attempt.proxyReq?.destroy();
+          const reason = signal.reason;
+          reject(reason instanceof Error ? reason : new ClientGoneError());
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        const cleanup = () => signal.removeEventListener('abort', onAbort);
+        attempt.resolve = (v) => { cleanup(); resolve(v); };
+        attempt.reject = (e) => { cleanup(); reject(e); };
       }
-      const cleanup = () => { for (const s of signals) s.removeEventListener('abort', onAbort); };
-      const settle = <T>(fn: (v: T) => void) => (v: T) => { cleanup(); fn(v); };
-      attempt.resolve = settle(resolve);
-      attempt.reject = settle(reject);
 
       // Request trailers: forwarded before http-proxy's pipe ends the upstream request.
       if (ctx.replayBody === undefined && req.headers.trailer !== undefined) {
@@ -144,6 +150,15 @@ export function classifyUpstreamError(err: NodeJS.ErrnoException, target: Endpoi
     default:
       return new UpstreamUnreachableError('reset', `${err.code ?? err.message} from ${target.host}:${target.port}`);
   }
+}
+
+/** The client went away: stop the attempt in flight, if any (FACTS.md: http-proxy would not). */
+export function abortAttempt(req: IncomingMessage): void {
+  const attempt = (req as RequestWithAttempt)[ATTEMPT];
+  if (!attempt || attempt.settled) return;
+  attempt.settled = true;
+  attempt.proxyReq?.destroy();
+  attempt.reject(new ClientGoneError());
 }
 
 /** WebSocket and other upgrades: piped through as-is, no policies beyond routing. */

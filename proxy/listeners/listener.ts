@@ -4,11 +4,11 @@ import http, { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type httpProxy from 'http-proxy';
-import type { Endpoint } from '../config';
+import type { Endpoint, RouteConfig, TrafficPolicy } from '../config';
 import { BadRequestError, DrainingError, NoRouteError, ProxyError, toProxyError } from '../errors';
 import type { Direction, RequestContext } from '../pipeline';
 import { prepareRequestHeaders, responseHeaders } from '../forward/headers';
-import { ClientGoneError, forwardUpgrade } from '../forward/forwarder';
+import { abortAttempt, ClientGoneError, forwardUpgrade } from '../forward/forwarder';
 import type { ServiceRuntime, ServiceTable } from '../runtime/service-table';
 import type { ProxyMetrics } from '../observability/metrics';
 import type { AccessLog } from '../observability/access-log';
@@ -54,6 +54,7 @@ export function createListener(deps: ListenerDeps): http.Server {
   });
   const transparent = transparentSupport().available;
   const { direction, state, metrics } = deps;
+  const inFlightGauge = metrics.inFlight.labels(direction);
 
   const originalDst = (socket: Socket): Endpoint | undefined => {
     if (!transparent) return undefined;
@@ -65,7 +66,7 @@ export function createListener(deps: ListenerDeps): http.Server {
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const startMs = performance.now();
     state.inFlight++;
-    metrics.inFlight.inc({ direction });
+    inFlightGauge.inc();
     const clientIp = normalizeIp(req.socket.remoteAddress);
     const method = req.method ?? 'GET';
     let service = direction === 'inbound' ? deps.selfService : '-';
@@ -73,20 +74,20 @@ export function createListener(deps: ListenerDeps): http.Server {
     let runtime: ServiceRuntime | undefined;
     let localReason = '';
     let bytesSent = 0;
-    let ctx: RequestContext | undefined;
-    const controller = new AbortController();
+    let ctx: ListenerContext | undefined;
     let pathForLog = req.url ?? '';
 
     res.once('close', () => {
       if (!res.writableFinished) {
-        controller.abort(new ClientGoneError());
+        abortAttempt(req);
+        ctx?.markClientGone();
         if (!localReason) localReason = res.headersSent ? 'upstream-reset' : 'client-closed';
       }
       if (runtime) runtime.inFlight--;
       const status = res.headersSent ? res.statusCode : 499;
       const seconds = (performance.now() - startMs) / 1000;
       metrics.recordRequest(direction, service, status, localReason, seconds);
-      metrics.inFlight.dec({ direction });
+      inFlightGauge.dec();
       const tp = req.headers.traceparent;
       deps.accessLog.write({
         time: new Date().toISOString(), direction, service, method,
@@ -125,14 +126,10 @@ export function createListener(deps: ListenerDeps): http.Server {
       runtime = direction === 'inbound' ? deps.table.current.inbound : deps.table.outboundFor(service);
       runtime.inFlight++;
       const path = req.url!;
-      ctx = {
-        direction, service, requestId, startMs, clientIp, method, path,
-        policy: runtime.policy,
-        route: matchRoute(runtime.policy, method, path),
-        fallbackTarget: fallbackTarget(deps, target, originalDst(req.socket)),
-        res, clientGone: controller.signal,
-        attemptCount: 0, upstream: undefined, replayBody: undefined, slots: new Map(),
-      };
+      ctx = new ListenerContext(
+        direction, service, requestId, startMs, clientIp, method, path, runtime.policy,
+        matchRoute(runtime.policy, method, path), fallbackTarget(deps, target, originalDst(req.socket)), res,
+      );
       runtime.stack.handler(req, ctx, {}).then((upstream) => {
         if (res.destroyed) {
           upstream.destroy();
@@ -196,6 +193,40 @@ export function createListener(deps: ListenerDeps): http.Server {
   });
 
   return server;
+}
+
+/** The request context; its clientGone signal is only built if a stage asks for it. */
+class ListenerContext implements RequestContext {
+  attemptCount = 0;
+  upstream: string | undefined = undefined;
+  replayBody: Buffer | undefined = undefined;
+  private controller: AbortController | undefined;
+  private gone = false;
+  private slotMap: Map<symbol, unknown> | undefined;
+
+  constructor(
+    readonly direction: Direction, readonly service: string, readonly requestId: string, readonly startMs: number,
+    readonly clientIp: string, readonly method: string, readonly path: string,
+    readonly policy: TrafficPolicy | undefined, readonly route: RouteConfig | undefined,
+    readonly fallbackTarget: Endpoint | undefined, readonly res: ServerResponse,
+  ) {}
+
+  get clientGone(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.gone) this.controller.abort(new ClientGoneError());
+    }
+    return this.controller.signal;
+  }
+
+  get slots(): Map<symbol, unknown> {
+    return (this.slotMap ??= new Map());
+  }
+
+  markClientGone(): void {
+    this.gone = true;
+    this.controller?.abort(new ClientGoneError());
+  }
 }
 
 function fallbackTarget(deps: ListenerDeps, target: RequestTarget | undefined, original: Endpoint | undefined): Endpoint | undefined {
