@@ -1,8 +1,8 @@
 // Where each workload kind keeps its pod template, and the walk over a multi-document manifest
 // that `pillion inject -f FILE` performs. Kinds without pods pass through untouched.
-import { isDeepStrictEqual } from 'node:util';
-import { Document, isMap, isScalar, parseAllDocuments } from 'yaml';
+import { Document, isMap, isScalar, isSeq, parseAllDocuments } from 'yaml';
 import { InjectError } from './errors';
+import { diffJsonPatch, JsonPatchOp } from './json-patch';
 import type { InjectOptions } from './options';
 import { InjectDecision, injectPodTemplate } from './pod';
 import { isRecord, KubeObject, PodTemplate } from './types';
@@ -66,8 +66,8 @@ export interface ManifestResult {
 }
 
 /**
- * Injects into every workload of a multi-document YAML text. Only the pod template fields that
- * changed are rewritten in the YAML tree, so comments and formatting elsewhere survive.
+ * Injects into every workload of a multi-document YAML text. Only what injection adds is
+ * written into the YAML tree, so comments and formatting elsewhere survive.
  */
 export function injectManifestText(text: string, opts: InjectOptions, source = 'input'): ManifestResult {
   const docs = parseAllDocuments(text);
@@ -107,16 +107,37 @@ function applyToDoc(doc: Document, base: (string | number)[], obj: KubeObject, o
   const result = injectWorkload(obj, opts);
   if (!result) return [];
   if (result.decision.injected) {
-    const path = [...base, ...TEMPLATE_PATHS[result.kind]!];
-    const before = (path.length === base.length ? obj : getPath(obj, TEMPLATE_PATHS[result.kind]!)) as KubeObject;
-    const after = result.decision.template;
-    for (const section of ['metadata', 'spec'] as const) {
-      const oldSection = isRecord(before[section]) ? before[section] : {};
-      const newSection = (after[section] ?? {}) as Record<string, unknown>;
-      for (const key of Object.keys(newSection)) {
-        if (!isDeepStrictEqual(oldSection[key], newSection[key])) doc.setIn([...path, section, key], doc.createNode(newSection[key]));
-      }
-    }
+    const templatePath = TEMPLATE_PATHS[result.kind]!;
+    const before = (templatePath.length === 0 ? obj : getPath(obj, templatePath)) as KubeObject;
+    const after = { ...before, metadata: result.decision.template.metadata, spec: result.decision.template.spec };
+    // The same JSON Patch the webhook would send, applied to the YAML tree: inserted containers
+    // go into the existing sequences, so the app's own entries keep their formatting.
+    applyPatchToDocument(doc, [...base, ...templatePath], diffJsonPatch(before, after));
   }
   return [result];
+}
+
+function applyPatchToDocument(doc: Document, base: (string | number)[], ops: readonly JsonPatchOp[]): void {
+  for (const op of ops) {
+    const segments = op.path.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+    const key = segments.pop()!;
+    // Walk node by node so that a segment is an index exactly where the node is a sequence.
+    const parentPath: (string | number)[] = [...base];
+    let node: unknown = doc.getIn(parentPath, true);
+    for (const seg of segments) {
+      const step = isSeq(node) ? Number(seg) : seg;
+      parentPath.push(step);
+      node = doc.getIn(parentPath, true);
+    }
+    if (isSeq(node)) {
+      const i = Number(key);
+      if (op.op === 'add') node.items.splice(i, 0, doc.createNode(op.value));
+      else if (op.op === 'replace') node.items[i] = doc.createNode(op.value);
+      else node.items.splice(i, 1);
+    } else if (op.op === 'remove') {
+      doc.deleteIn([...parentPath, key]);
+    } else {
+      doc.setIn([...parentPath, key], doc.createNode(op.value));
+    }
+  }
 }
