@@ -18,12 +18,13 @@ export function httpStatusIn(netns: string, url: string): number {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls until GET url answers `want` (any status when undefined); false on timeout. */
-export async function waitForHttp(netns: string, url: string, timeoutMs: number, want?: number): Promise<boolean> {
+export async function waitForHttp(netns: string, url: string, timeoutMs: number, want?: number, alive: () => boolean = () => true): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const status = httpStatusIn(netns, url);
     if (status !== 0 && (want === undefined || status === want)) return true;
-    if (Date.now() > deadline) return false;
+    // A process that died will not answer later: fail now rather than at the deadline.
+    if (Date.now() > deadline || !alive()) return false;
     await sleep(150);
   }
 }

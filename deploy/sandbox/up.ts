@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
 import { netnsExists, run, SandboxError, tryRun } from './commands';
-import { startInNetns, stopProcesses } from './processes';
+import { isRunning, startInNetns, stopProcesses } from './processes';
 import { waitForHttp } from './probe';
 import { emptyState, readState, SandboxState, writeState } from './state';
 import { subnetPrefix, Topology } from './topology';
@@ -138,7 +138,8 @@ async function build(o: UpOptions, state: SandboxState, save: () => void): Promi
   if (o.configSource === 'control') {
     const data = path.join(o.stateDir, 'control');
     startLogged('control', NET_NS, [node, cli, 'control', '--host', gateway, '--port', String(CONTROL_PORT), '--data', data]);
-    if (!(await waitForHttp(NET_NS, `${controlUrl}/`, 15_000))) throw withLog(new SandboxError(`control server did not answer on ${controlUrl}`), logs, 'control');
+    const control = state.processes[state.processes.length - 1]!;
+    if (!(await waitForHttp(NET_NS, `${controlUrl}/`, 15_000, undefined, () => isRunning(control)))) throw withLog(new SandboxError(`control server did not answer on ${controlUrl}`), logs, 'control');
     const admin = fs.readFileSync(path.join(data, 'admin.token'), 'utf8').trim();
     proxyToken = fs.readFileSync(path.join(data, 'proxy.token'), 'utf8').trim();
     if (topology.policies.length > 0) {
@@ -177,11 +178,12 @@ async function build(o: UpOptions, state: SandboxState, save: () => void): Promi
     ], PROXY_UID);
   }
 
+  const running = (role: string) => () => state.processes.filter((p) => p.role === role).every(isRunning);
   for (const pod of pods) {
-    if (!(await waitForHttp(pod.ns, 'http://127.0.0.1:15000/ready', 20_000, 200))) {
+    if (!(await waitForHttp(pod.ns, 'http://127.0.0.1:15000/ready', 20_000, 200, running(`${pod.name}-sidecar`)))) {
       throw withLog(new SandboxError(`the sidecar in ${pod.ns} did not become ready`), logs, `${pod.name}-sidecar`);
     }
-    if (!(await waitForHttp(pod.ns, `http://127.0.0.1:${pod.port}/`, 10_000))) {
+    if (!(await waitForHttp(pod.ns, `http://127.0.0.1:${pod.port}/`, 10_000, undefined, running(`${pod.name}-app`)))) {
       throw withLog(new SandboxError(`the app in ${pod.ns} did not answer on port ${pod.port}`), logs, `${pod.name}-app`);
     }
   }
