@@ -28,6 +28,8 @@ export interface Convergence {
   readonly proxies: number;
   /** From the version being stored to the last connected proxy acknowledging it. */
   readonly storedToAckedMs: number;
+  /** From the version being stored to the server having written it to every connection. */
+  readonly storedToSentMs: number | undefined;
 }
 
 export interface PushHubOptions {
@@ -63,8 +65,8 @@ export class PushHub {
   private debounce: NodeJS.Timeout | undefined;
   private readonly heartbeat: NodeJS.Timeout;
   /** The serialised message per scope, for the version last pushed: built once, sent many times. */
-  private messageCache = { version: -1, byScope: new Map<string, string>() };
-  private pending: { version: number; storedAt: number; waiting: Set<Connection> } | undefined;
+  private messageCache = { version: -1, byScope: new Map<string, Buffer>() };
+  private pending: { version: number; storedAt: number; sentAt: number | undefined; waiting: Set<Connection> } | undefined;
   private convergence: Convergence | undefined;
   private readonly debounceMs: number;
 
@@ -116,7 +118,7 @@ export class PushHub {
     const storedAt = performance.now();
     const { version } = this.opts.current();
     // Every connection must acknowledge this version (or a later one) for it to converge.
-    this.pending = { version, storedAt, waiting: new Set([...this.connections].filter((c) => c.hello)) };
+    this.pending = { version, storedAt, sentAt: undefined, waiting: new Set([...this.connections].filter((c) => c.hello)) };
     this.checkConverged();
     if (this.debounce) return;
     this.debounce = setTimeout(() => {
@@ -198,18 +200,20 @@ export class PushHub {
 
   private pushAll(): void {
     for (const c of this.connections) if (c.hello) this.send(c);
+    if (this.pending) this.pending.sentAt = performance.now();
   }
 
   private send(conn: Connection): void {
     const { version } = this.opts.current();
     if (conn.sentVersion === version) return;
-    const text = this.message(conn.hello!);
+    const frame = this.message(conn.hello!);
     conn.sentVersion = version;
-    conn.ws.send(text);
+    // A Buffer sent as text: ws then frames it without re-encoding the string per connection.
+    conn.ws.send(frame, { binary: false });
   }
 
   /** The config message for a proxy's scope, serialised once per scope and version. */
-  private message(hello: HelloMessage): string {
+  private message(hello: HelloMessage): Buffer {
     const { version, documents } = this.opts.current();
     if (this.messageCache.version !== version) this.messageCache = { version, byScope: new Map() };
     const key = hello.egress ? `${hello.service}|${hello.egress.join(',')}` : '*';
@@ -218,7 +222,7 @@ export class PushHub {
       const wanted = hello.egress ? new Set([hello.service, ...hello.egress]) : undefined;
       const scoped = wanted ? documents.filter((d) => wanted.has(policyService(d))) : documents;
       const msg: ConfigMessage = { type: 'config', version, documents: scoped };
-      text = JSON.stringify(msg);
+      text = Buffer.from(JSON.stringify(msg));
       this.messageCache.byScope.set(key, text);
     }
     return text;
@@ -229,7 +233,8 @@ export class PushHub {
     if (!p || p.waiting.size > 0) return;
     this.pending = undefined;
     const proxies = [...this.connections].filter((c) => c.hello && (c.ackedVersion ?? -1) >= p.version).length;
-    this.convergence = { version: p.version, proxies, storedToAckedMs: Math.round((performance.now() - p.storedAt) * 100) / 100 };
+    const ms = (t: number) => Math.round((t - p.storedAt) * 100) / 100;
+    this.convergence = { version: p.version, proxies, storedToAckedMs: ms(performance.now()), storedToSentMs: p.sentAt === undefined ? undefined : ms(p.sentAt) };
   }
 
   private reject(conn: Connection, reason: string): void {
