@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import type { ConvergencePoint, ConvergenceResult } from './results';
 
 interface ConvergenceModule {
-  runConvergenceBench(opts: { proxies: number; applies: number }): Promise<{ median_ms: number; worst_ms: number; rss_mb: number }>;
+  runConvergenceBench(opts: { proxies: number; applies: number; log?: (line: string) => void }): Promise<{ median_ms: number; worst_ms: number; rss_mb: number } & Record<string, unknown>>;
 }
 
 export async function runConvergence(plan: readonly { proxies: number; applies: number }[], log: (line: string) => void,
@@ -27,10 +27,10 @@ export async function runConvergence(plan: readonly { proxies: number; applies: 
     let timer: NodeJS.Timeout | undefined;
     try {
       const r = await Promise.race([
-        mod.runConvergenceBench(step),
+        mod.runConvergenceBench({ ...step, log: (line: string) => log(`convergence: ${line}`) }),
         new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('gave up after 300 s')), 300_000); }),
       ]);
-      points.push({ proxies: step.proxies, applies: step.applies, medianMs: r.median_ms, worstMs: r.worst_ms, rssMb: r.rss_mb });
+      points.push({ proxies: step.proxies, applies: step.applies, medianMs: r.median_ms, worstMs: r.worst_ms, rssMb: r.rss_mb, detail: r });
       log(`convergence: ${step.proxies} proxies: median ${r.median_ms.toFixed(1)} ms, worst ${r.worst_ms.toFixed(1)} ms, control RSS ${r.rss_mb.toFixed(0)} MB`);
     } catch (err) {
       return { status: 'failed', reason: `${step.proxies} proxies: ${(err as Error).message}`, points };

@@ -59,6 +59,8 @@ export interface ConvergencePoint {
   readonly medianMs: number;
   readonly worstMs: number;
   readonly rssMb: number;
+  /** Everything bench/convergence reported for this point. */
+  readonly detail?: Record<string, unknown>;
 }
 
 export interface ConvergenceResult {

@@ -1,0 +1,86 @@
+// The bench harness end to end, so it cannot rot: the fixed-rate generator against a local
+// server, then `pillion bench --quick` on direct, Pillion and the bare http-proxy with very
+// short phases. Needs wrk (CI installs it) and the compiled dist/ (npm test builds it).
+import t from 'tap';
+import http from 'node:http';
+import path from 'node:path';
+import os from 'node:os';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { BenchResults } from '../bench/results';
+
+const root = path.join(__dirname, '..');
+const bin = path.join(root, 'bin', 'pillion.js');
+const worker = path.join(root, 'dist', 'bench', 'load', 'fixed-rate-worker.js');
+
+function hasWrk(): boolean {
+  try {
+    execFileSync('sh', ['-c', 'command -v wrk'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { cwd: root, timeout: timeoutMs, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+t.test('the fixed-rate generator holds its rate and counts failures', { skip: existsSync(worker) ? false : 'dist/ not built (npm run build)' }, async (t) => {
+  let served = 0;
+  const server = http.createServer((req, res) => {
+    served++;
+    // Every 10th request fails, so the error count has something to count.
+    res.writeHead(served % 10 === 0 ? 503 : 200, { 'content-length': 1024 });
+    res.end(Buffer.alloc(1024, 'x'));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => { server.closeAllConnections(); server.close(); });
+  const port = (server.address() as AddressInfo).port;
+  const out = await run(process.execPath, [worker, '--port', String(port), '--path', '/1k', '--rate', '200', '--connections', '4', '--duration-ms', '1000'], 20_000);
+  t.equal(out.code, 0, out.stderr);
+  const r = JSON.parse(out.stdout);
+  t.equal(r.scheduled, 200, '200 req/s for 1 s over 4 connections');
+  t.equal(r.completed + r.errors, 200);
+  t.equal(r.errors, 20);
+  t.equal(served, 200, 'the server saw exactly the scheduled requests');
+  t.ok(r.p50Ms > 0 && r.p50Ms <= r.p90Ms && r.p90Ms <= r.p99Ms && r.p99Ms <= r.maxMs);
+});
+
+t.test('an unknown scenario is a one-line error', async (t) => {
+  const out = await run(process.execPath, [bin, 'bench', '--scenario', 'direct,nope'], 20_000);
+  t.equal(out.code, 2);
+  t.match(out.stderr, /unknown scenario "nope"/);
+});
+
+t.test('pillion bench --quick on direct, Pillion and http-proxy', { skip: hasWrk() ? false : 'wrk is not installed (CI installs it)' }, async (t) => {
+  const out = mkdtempSync(path.join(os.tmpdir(), 'pillion-bench-'));
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  const r = await run(process.execPath, [bin, 'bench', '--quick', '--scenario', 'direct,pillion,http-proxy',
+    '--duration', '1s', '--warmup', '0s', '--no-install', '--no-convergence', '--out', out], 90_000);
+  t.equal(r.code, 0, r.stderr.split('\n').slice(-5).join('\n'));
+  const res = JSON.parse(readFileSync(path.join(out, 'latest.json'), 'utf8')) as BenchResults;
+  t.same(res.scenarios.map((s) => [s.name, s.status]), [['direct', 'ok'], ['pillion', 'ok'], ['http-proxy', 'ok']]);
+  for (const s of res.scenarios) {
+    t.ok(s.summary!.rps > 0, `${s.name} served load`);
+    t.equal(s.summary!.errors, 0, `${s.name}: no failed requests under wrk`);
+    t.ok(s.summary!.fixed.achievedRate > 900, `${s.name}: the fixed rate was held`);
+  }
+  const pillion = res.scenarios.find((s) => s.name === 'pillion')!.summary!;
+  t.ok(pillion.cpuPer1k.throughput > 0, 'CPU charged to the proxy process');
+  t.ok(pillion.rssMb > 10, 'resident memory read from /proc');
+  // NaN in the run is null in JSON: direct has no proxy process to charge.
+  t.equal(res.scenarios[0]!.summary!.cpuPer1k.throughput as number | null, null, 'no proxy CPU for direct');
+  t.ok(Number.isFinite(pillion.vsHttpProxy));
+  t.match(res.bars.find((b) => b.issue === 2)!.display, /^\d+\.\d\dx$/);
+  t.equal(res.machine.cores, os.cpus().length);
+  t.match(readFileSync(path.join(out, 'latest.md'), 'utf8'), /\| pillion \| 1 \| [\d,]+ \|/);
+  t.match(readFileSync(path.join(out, 'latest.svg'), 'utf8'), /^<svg /);
+  t.match(r.stdout, /issue 2: Pillion \(no policies\) req\/s vs bare http-proxy/);
+});
