@@ -16,12 +16,14 @@ export function diffJsonPatch(before: unknown, after: unknown, path = ''): JsonP
   if (isDeepStrictEqual(before, after)) return [];
   if (isRecord(before) && isRecord(after)) {
     const ops: JsonPatchOp[] = [];
+    // As in JSON, a key whose value is undefined does not exist.
     for (const key of Object.keys(before)) {
-      if (!(key in after)) ops.push({ op: 'remove', path: `${path}/${pointerEscape(key)}` });
+      if (before[key] !== undefined && after[key] === undefined) ops.push({ op: 'remove', path: `${path}/${pointerEscape(key)}` });
     }
     for (const [key, value] of Object.entries(after)) {
+      if (value === undefined) continue;
       const child = `${path}/${pointerEscape(key)}`;
-      if (!(key in before)) ops.push({ op: 'add', path: child, value });
+      if (before[key] === undefined) ops.push({ op: 'add', path: child, value });
       else ops.push(...diffJsonPatch(before[key], value, child));
     }
     return ops;

@@ -26,6 +26,11 @@ export function injectPodTemplate(template: PodTemplate, opts: InjectOptions, fa
   if (!isRecord(spec) || !Array.isArray(spec.containers) || spec.containers.length === 0) {
     throw new InjectError('INJECT_BAD_OBJECT', 'the pod spec has no containers');
   }
+  for (const field of ['initContainers', 'volumes'] as const) {
+    if (spec[field] !== undefined && spec[field] !== null && !Array.isArray(spec[field])) {
+      throw new InjectError('INJECT_BAD_OBJECT', `spec.${field} is not a list`);
+    }
+  }
 
   const optOut = annotations[ANNOTATION_INJECT] ?? labels[ANNOTATION_INJECT];
   if (optOut !== undefined && optOut.trim().toLowerCase() === 'false') {
