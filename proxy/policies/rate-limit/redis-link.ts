@@ -14,8 +14,6 @@ export class RedisLink {
   private isUp = false;
   private downLogged = false;
   private closed = false;
-  /** Bumped on every (re)connection, so limiters know to rebuild their Bottleneck state. */
-  generation = 0;
 
   constructor(url: string, private readonly logger: Logger, metrics: RateLimitMetrics, service: string) {
     this.failOpen = metrics.failOpen.labels(service);
@@ -55,7 +53,6 @@ export class RedisLink {
   private markUp(): void {
     if (this.isUp || this.closed) return;
     this.isUp = true;
-    this.generation++;
     this.upGauge.set(1);
     if (this.downLogged) this.logger.info('redis reachable again: rate limits with scope global are shared again');
     this.downLogged = false;
@@ -75,6 +72,13 @@ export class RedisLink {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.connection.disconnect(false);
+    // QUIT after the limiters' pending UNSUBSCRIBEs, so none of them is left to reject; when
+    // Redis is down (or slow), just drop the sockets.
+    const quit = this.isUp ? Promise.resolve(this.connection.disconnect(true)).then(() => true, () => false) : Promise.resolve(false);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((r) => { timer = setTimeout(() => r(false), 1000); });
+    const clean = await Promise.race([quit, timeout]);
+    clearTimeout(timer);
+    if (!clean) await Promise.resolve(this.connection.disconnect(false)).catch(() => {});
   }
 }

@@ -53,7 +53,6 @@ class SharedBudget {
   private demand = false;
   private pollTimer: unknown;
   private limiter: Bottleneck | undefined;
-  private limiterGeneration = -1;
   private closed = false;
   lastUsed: number;
 
@@ -82,10 +81,29 @@ class SharedBudget {
     if (this.fetching || this.closed || !this.link.up) return;
     this.fetching = true;
     this.demand = false;
-    this.fetch().catch(() => this.link.noteError()).finally(() => {
+    this.fetch().then(() => {
       this.fetching = false;
       // Requests came while we were fetching and the batch is already half spent: go again.
       if (this.demand && this.tokens <= this.plan.batch >> 1 && this.pollTimer === undefined) this.refill();
+    }, (err: unknown) => {
+      this.fetching = false;
+      this.link.noteError();
+      if (this.closed) return;
+      // Redis lost our keys (it restarted without persistence). Bottleneck means to re-create
+      // them itself, but it compares the error text exactly and Redis 7 prefixes "ERR ", so its
+      // recovery never runs: do what it would do.
+      const message = String((err as Error)?.message ?? '');
+      const lost = /SETTINGS_KEY_NOT_FOUND|UNKNOWN_CLIENT/.test(message);
+      const retry = () => {
+        this.pollTimer = undefined;
+        if (this.demand) this.refill();
+      };
+      const reinit = lost && this.limiter ? reinitialise(this.limiter) : Promise.resolve();
+      reinit.catch(() => this.link.noteError()).finally(() => {
+        if (this.closed || this.pollTimer !== undefined) return;
+        // Not a tight loop on a persistent error: wait about one refill interval.
+        this.pollTimer = this.clock.setTimeout(retry, lost ? 0 : Math.max(50, this.plan.increaseIntervalMs));
+      });
     });
   }
 
@@ -111,11 +129,14 @@ class SharedBudget {
     this.tokens += take - repaid;
   }
 
-  /** One Bottleneck limiter per Redis connection lifetime: a reconnection starts clean. */
+  /**
+   * One Bottleneck limiter for the budget's lifetime. After a Redis restart Bottleneck
+   * re-creates its keys and re-registers itself (SETTINGS_KEY_NOT_FOUND, UNKNOWN_CLIENT), and a
+   * job whose registration failed during the outage stays first in its queue and is retried;
+   * a new limiter with the same id would race the old one's unsubscription instead.
+   */
   private currentLimiter(): Bottleneck {
-    if (this.limiter && this.limiterGeneration === this.link.generation) return this.limiter;
-    this.limiter?.disconnect(false).catch(() => {});
-    this.limiterGeneration = this.link.generation;
+    if (this.limiter) return this.limiter;
     const { burst, increaseAmount, increaseIntervalMs } = this.plan;
     this.limiter = new Bottleneck({
       id: this.id,
@@ -152,9 +173,24 @@ class SharedBudget {
     this.closed = true;
     if (this.pollTimer !== undefined) this.clock.clearTimeout(this.pollTimer);
     this.pollTimer = undefined;
-    this.limiter?.disconnect(false).catch(() => {});
+    // With a shared connection Bottleneck's disconnect returns nothing, or a promise.
+    // Unsubscribing needs Redis; while it is down the limiter is left to the link's close,
+    // which stops every limiter's heartbeat.
+    if (this.limiter && this.link.up) Promise.resolve(this.limiter.disconnect(false)).catch(() => {});
     this.limiter = undefined;
   }
+}
+
+/** The part of Bottleneck's Redis datastore its own recovery uses (lib/RedisDatastore.js runScript). */
+interface RedisStoreInternals {
+  runScript(name: string, args: unknown[]): Promise<unknown>;
+  prepareInitSettings(clear: boolean): unknown[];
+}
+
+async function reinitialise(limiter: Bottleneck): Promise<void> {
+  const store = (limiter as unknown as { _store: RedisStoreInternals })._store;
+  await store.runScript('init', store.prepareInitSettings(false));
+  await store.runScript('register_client', [limiter.queued()]);
 }
 
 /** `scope: global`: one shared budget per key. */
