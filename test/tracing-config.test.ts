@@ -38,6 +38,9 @@ t.test('protocol, sampler, service name, headers, queue', async (t) => {
   }, 'reviews', log);
   t.match(c, { protocol: 'http/json', sampler: 'parentbased_traceidratio', samplerRatio: 0.01, serviceName: 'reviews-v2', maxQueueSize: 100, maxExportBatchSize: 100, exportTimeoutMs: 2500 });
   t.same(c.headers, { a: '1', b: '3' }, 'the traces-specific header wins');
+  const r = decodeTracingConfig({ OTEL_RESOURCE_ATTRIBUTES: 'service.name=from-attrs,deployment.environment.name=prod' }, 'reviews', log);
+  t.equal(r.serviceName, 'from-attrs', 'OTEL_RESOURCE_ATTRIBUTES service.name beats --service');
+  t.same(r.resourceAttributes, { 'deployment.environment.name': 'prod' });
   t.same(log.warnings, []);
 });
 

@@ -36,7 +36,12 @@ t.test('retries: one CLIENT span per attempt under the call span', async (t) => 
   const receiver = await startOtlpReceiver();
   t.teardown(() => receiver.close());
   let n = 0;
-  const up = await startUpstream((_req, res) => { res.statusCode = ++n === 1 ? 503 : 200; res.end('x'); });
+  const parents: string[] = [];
+  const up = await startUpstream((req, res) => {
+    parents.push(String(req.headers.traceparent));
+    res.statusCode = ++n === 1 ? 503 : 200;
+    res.end('x');
+  });
   t.teardown(() => up.close());
   const p = await sidecar(t, receiver, 'web', policy('ratings', `service: ratings\nendpoints: [127.0.0.1:${up.port}]\nretries: { attempts: 2, on: ["503"] }`));
 
@@ -56,6 +61,7 @@ t.test('retries: one CLIENT span per attempt under the call span', async (t) => 
   t.equal(attempts[1]!.status.code, 0);
   t.match(call.attributes, { 'pillion.attempt_count': 2, 'http.response.status_code': 200 });
   t.ok(attempts[0]!.endNs <= attempts[1]!.startNs, 'the first attempt ended before the retry started');
+  t.same(parents, attempts.map((a) => `00-${call.traceId}-${a.spanId}-01`), 'each attempt went out with its own span as parent');
 });
 
 t.test('upstream unreachable, retries exhausted: error attempts and an error call span with the reason', async (t) => {

@@ -18,6 +18,8 @@ export interface TracingConfig {
   /** The ratio for the *traceidratio samplers, 0..1. */
   readonly samplerRatio: number;
   readonly serviceName: string;
+  /** OTEL_RESOURCE_ATTRIBUTES, service.name excluded (serviceName decides it). */
+  readonly resourceAttributes: Readonly<Record<string, string>>;
   readonly headers: Readonly<Record<string, string>>;
   readonly exportTimeoutMs: number;
   /** Bounded queue of finished spans waiting for export; beyond it, spans are dropped and counted. */
@@ -83,12 +85,15 @@ export function decodeTracingConfig(env: NodeJS.ProcessEnv, defaultServiceName: 
   const maxQueueSize = positiveInt('OTEL_BSP_MAX_QUEUE_SIZE', 2048);
   const maxExportBatchSize = Math.min(positiveInt('OTEL_BSP_MAX_EXPORT_BATCH_SIZE', 512), maxQueueSize);
 
+  const { 'service.name': resourceServiceName, ...resourceAttributes } = parseKeyPairsIntoRecord(str('OTEL_RESOURCE_ATTRIBUTES'));
+
   return {
     endpoint,
     protocol,
     sampler,
     samplerRatio,
-    serviceName: str('OTEL_SERVICE_NAME') ?? defaultServiceName,
+    serviceName: str('OTEL_SERVICE_NAME') ?? resourceServiceName ?? defaultServiceName,
+    resourceAttributes,
     headers,
     exportTimeoutMs,
     maxQueueSize,

@@ -69,7 +69,7 @@ export function startTracing(opts: TracingOptions): TracingRuntime {
   const counters = createExportCounters(opts.metrics.registry);
   const exporter = createSpanExporter({ ...config, endpoint: config.endpoint });
   const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.serviceName }),
+    resource: resourceFromAttributes({ ...config.resourceAttributes, [ATTR_SERVICE_NAME]: config.serviceName }),
     sampler: createSampler(config.sampler, config.samplerRatio),
     spanProcessors: [createBatchProcessor(exporter, config, counters, opts.logger)],
   });
