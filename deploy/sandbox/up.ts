@@ -122,7 +122,7 @@ async function build(o: UpOptions, state: SandboxState, save: () => void): Promi
   fs.mkdirSync(logs, { recursive: true });
   const startLogged = (role: string, ns: string, argv: string[], uid?: number) => {
     const rec = startInNetns({
-      role, netns: ns, argv, uid, cwd: root,
+      role, netns: ns, argv, uid, cwd: root, env: podEnv(),
       stdoutFile: path.join(logs, `${role}.out.log`), stderrFile: path.join(logs, `${role}.err.log`),
     });
     state.processes.push(rec);
@@ -144,7 +144,7 @@ async function build(o: UpOptions, state: SandboxState, save: () => void): Promi
     proxyToken = fs.readFileSync(path.join(data, 'proxy.token'), 'utf8').trim();
     if (topology.policies.length > 0) {
       run('ip', ['netns', 'exec', NET_NS, node, cli, 'apply', '-f', policiesFile, '--control', controlUrl], {
-        env: { ...process.env, PILLION_TOKEN: admin },
+        env: podEnv({ PILLION_TOKEN: admin }),
       });
     }
   }
@@ -162,7 +162,7 @@ async function build(o: UpOptions, state: SandboxState, save: () => void): Promi
       ? [...pod.command]
       : [node, path.join(root, 'dist/deploy/sandbox/demo-app.js'), '--name', pod.name, '--port', String(pod.port),
         ...pod.calls.flatMap((c) => ['--call', `http://${c}:${pods.find((p) => p.name === c)!.port}/`])];
-    const appEnv = { ...process.env, PORT: String(pod.port), SERVICE: pod.name };
+    const appEnv = podEnv({ PORT: String(pod.port), SERVICE: pod.name });
     state.processes.push(startInNetns({
       role: `${pod.name}-app`, netns: pod.ns, argv: appArgv, cwd: root, env: appEnv,
       stdoutFile: path.join(logs, `${pod.name}-app.out.log`), stderrFile: path.join(logs, `${pod.name}-app.err.log`),
@@ -192,6 +192,18 @@ async function build(o: UpOptions, state: SandboxState, save: () => void): Promi
     pods: pods.map((p) => ({ name: p.name, ip: p.ip, port: p.port })),
   };
   save();
+}
+
+/**
+ * What the pods' processes inherit: not the caller's whole environment (its proxy settings,
+ * tokens, NODE_OPTIONS hooks), only what a pod would be given.
+ */
+export function podEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', HOME: '/tmp' };
+  for (const [k, v] of Object.entries(process.env)) {
+    if (/^(OTEL_|PILLION_REDIS_URL$|LANG$|TZ$)/.test(k) && v !== undefined) env[k] = v;
+  }
+  return { ...env, ...extra };
 }
 
 function writeProxyToken(podDir: string, token: string): string {
