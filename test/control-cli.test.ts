@@ -123,3 +123,36 @@ t.test('bad flags exit 2 with one line', async (t) => {
   r = await pillion(['control', '--tls-cert', 'x']);
   t.same([r.code, r.stderr], [2, 'pillion control: --tls-cert and --tls-key go together\n']);
 });
+
+t.test('pillion control with TLS: https admin API (client given --ca-file) and the injection webhook beside it', async (t) => {
+  try {
+    require('node:child_process').execFileSync('openssl', ['version'], { stdio: 'ignore' });
+  } catch {
+    t.skip('openssl CLI not installed (CI has it)');
+    return;
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pillion-cli-tls-'));
+  const cert = path.join(dir, 'cert.pem'), key = path.join(dir, 'key.pem');
+  require('node:child_process').execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  const child = spawn(process.execPath, [BIN, 'control', '--port', '0', '--host', '127.0.0.1', '--data', path.join(dir, 'data'),
+    '--tls-cert', cert, '--tls-key', key, '--webhook-port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  t.teardown(() => { child.kill('SIGKILL'); fs.rmSync(dir, { recursive: true, force: true }); });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no listening line: ${log}`)), 10_000);
+    child.stderr!.on('data', (d) => {
+      log += d;
+      const m = /"url":"([^"]+)"/.exec(log);
+      if (m && /webhook/.test(log)) { clearTimeout(timer); resolve(m[1]!); }
+    });
+  });
+  t.match(url, /^https:\/\/127\.0\.0\.1:\d+$/);
+  t.match(log, /"msg":"injection webhook (listening|not available)/, 'the webhook is started (or its absence logged) when TLS is given');
+  const tokenFile = path.join(dir, 'data', 'admin.token');
+  let r = await pillion(['status', '--control', url, '--token-file', tokenFile, '--ca-file', cert]);
+  t.same([r.code, r.stdout], [0, 'control version 0, 0 proxies connected\n'], r.stderr);
+  r = await pillion(['status', '--control', url, '--token-file', tokenFile]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /^pillion status: cannot reach the control server at https:\/\/127\.0\.0\.1:\d+ \((DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN)\)\n$/, 'without the CA the certificate is refused');
+});

@@ -66,7 +66,7 @@ interface Webhook { port: number; close(): Promise<void> }
 async function startWebhook(logger: Logger, port: number, host: string | undefined, tls: { cert: Buffer; key: Buffer }, controlUrl: string): Promise<Webhook | undefined> {
   // A non-literal specifier keeps this file compiling whether or not that module is present.
   const specifier = '../../deploy/inject/webhook';
-  let mod: { startInjectionWebhook?: (o: { port: number; host?: string; cert: Buffer; key: Buffer; controlUrl?: string }) => Promise<Webhook> };
+  let mod: { startInjectionWebhook?: (o: { port: number; host?: string; cert: Buffer; key: Buffer; controlUrl?: string; logger?: Logger }) => Promise<Webhook> };
   try {
     mod = await import(specifier);
   } catch (err) {
@@ -78,9 +78,8 @@ async function startWebhook(logger: Logger, port: number, host: string | undefin
     return undefined;
   }
   try {
-    const webhook = await mod.startInjectionWebhook({ port, host, cert: tls.cert, key: tls.key, controlUrl });
-    logger.info('injection webhook listening', { port: webhook.port });
-    return webhook;
+    // It logs its own "listening" line through the logger it is given.
+    return await mod.startInjectionWebhook({ port, host, cert: tls.cert, key: tls.key, controlUrl, logger });
   } catch (err) {
     throw new CliError(`pillion control: cannot start the injection webhook on port ${port}: ${(err as Error).message}`);
   }
