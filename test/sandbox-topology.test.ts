@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { decodeTopology, DEMO_TOPOLOGY_TEXT, TopologyError } from '../deploy/sandbox';
+import { decodeTopology, DEMO_TOPOLOGY_TEXT, parseWrk, TopologyError } from '../deploy/sandbox';
 
 const BIN = path.join(__dirname, '..', 'bin', 'pillion.js');
 
@@ -83,4 +83,22 @@ t.test('CLI: up without root fails before touching anything', { skip: canDropRoo
   t.equal(r.code, 1);
   t.match(r.err, /^pillion sandbox: must run as root/);
   t.equal(r.err.trim().split('\n').length, 1);
+});
+
+t.test('sandbox bench reads wrk\'s report', async (t) => {
+  const report = `Running 8s test @ http://backend:8080/
+  1 threads and 32 connections
+  Latency Distribution
+     50%    2.51ms
+     75%    3.10ms
+     90%    4.00ms
+     99%  119.65ms
+  19216 requests in 8.00s, 5.01MB read
+  Non-2xx or 3xx responses: 7
+Requests/sec:   2402.03
+Transfer/sec:    641.00KB
+`;
+  t.same(parseWrk(report), { requestsPerSecond: 2402.03, p50Ms: 2.51, p99Ms: 119.65, non2xx: 7 });
+  t.equal(parseWrk(report.replace('2.51ms', '850.00us')).p50Ms, 0.85);
+  t.equal(parseWrk(report.replace('119.65ms', '1.20s')).p99Ms, 1200);
 });

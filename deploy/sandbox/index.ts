@@ -5,3 +5,4 @@ export { sandboxDown, teardown } from './down';
 export { loadTopology, decodeTopology, DEMO_TOPOLOGY_TEXT, Topology, PodSpec, TopologyError } from './topology';
 export { DEFAULT_STATE_DIR, readState, SandboxState } from './state';
 export { SandboxError } from './commands';
+export { sandboxBench, parseWrk, BenchRow } from './bench';
