@@ -196,8 +196,6 @@ spec:
 
 t.test('rate limit on the inbound listener: 429 with headers, route override', async (t) => {
   const app = await upstream();
-  const log: unknown[] = [];
-  void log;
   const proxy = await startProxy({
     service: 'ratings', inboundPort: 0, outboundPort: 0, adminPort: 0, logger: silentLogger, accessLog: null,
     app: { host: '127.0.0.1', port: app.port },

@@ -14,6 +14,7 @@ export class RedisLink {
   private isUp = false;
   private downLogged = false;
   private closed = false;
+  private readonly upListeners = new Set<() => void>();
 
   constructor(url: string, private readonly logger: Logger, metrics: RateLimitMetrics, service: string) {
     this.failOpen = metrics.failOpen.labels(service);
@@ -42,6 +43,12 @@ export class RedisLink {
     return this.isUp;
   }
 
+  /** Called on every (re)connection: budgets take their first batch before traffic needs it. */
+  onUp(fn: () => void): () => void {
+    this.upListeners.add(fn);
+    return () => { this.upListeners.delete(fn); };
+  }
+
   countFailOpen(): void {
     this.failOpen.inc();
   }
@@ -56,6 +63,7 @@ export class RedisLink {
     this.upGauge.set(1);
     if (this.downLogged) this.logger.info('redis reachable again: rate limits with scope global are shared again');
     this.downLogged = false;
+    for (const fn of this.upListeners) fn();
   }
 
   private markDown(err: Error | undefined): void {

@@ -54,10 +54,12 @@ class SharedBudget {
   private pollTimer: unknown;
   private limiter: Bottleneck | undefined;
   private closed = false;
+  private readonly offUp: () => void;
   lastUsed: number;
 
   constructor(private readonly id: string, private readonly plan: SharedPlan, private readonly link: RedisLink, private readonly clock: Clock) {
     this.lastUsed = clock.now();
+    this.offUp = link.onUp(() => this.refill());
     this.refill();
   }
 
@@ -171,6 +173,7 @@ class SharedBudget {
 
   close(): void {
     this.closed = true;
+    this.offUp();
     if (this.pollTimer !== undefined) this.clock.clearTimeout(this.pollTimer);
     this.pollTimer = undefined;
     // With a shared connection Bottleneck's disconnect returns nothing, or a promise.
