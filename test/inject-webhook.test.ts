@@ -221,3 +221,48 @@ if (!hasOpenssl) {
     t.equal(proxy.image, 'reg/pillion:2');
   });
 }
+
+if (hasOpenssl) {
+  t.test('pillion control serves the webhook when given TLS files', async (t) => {
+    const { spawn } = await import('node:child_process');
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pillion-control-hook-'));
+    const gen = spawnSync('sh', [path.join(__dirname, '..', 'deploy', 'kubernetes', 'generate-secrets.sh'), tmp], { encoding: 'utf8', timeout: 60_000 });
+    t.equal(gen.status, 0, gen.stderr);
+    fs.mkdirSync(path.join(tmp, 'data'));
+    const child = spawn(process.execPath, [path.join(__dirname, '..', 'bin', 'pillion.js'), 'control', '--host', '127.0.0.1', '--port', '0', '--webhook-port', '0',
+      '--data', path.join(tmp, 'data'), '--tls-cert', path.join(tmp, 'tls', 'tls.crt'), '--tls-key', path.join(tmp, 'tls', 'tls.key')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    t.teardown(() => {
+      child.kill('SIGTERM');
+      fs.rmSync(tmp, { recursive: true, force: true });
+    });
+    let log = '';
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no webhook port in the log within 20 s: ${log}`)), 20_000);
+      child.stderr!.on('data', (c: Buffer) => {
+        log += c.toString('utf8');
+        const m = /"msg":"injection webhook listening"[^\n]*"port":(\d+)/.exec(log);
+        if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+      });
+      child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`pillion control exited ${code}: ${log}`)); });
+    });
+    const ca = fs.readFileSync(path.join(tmp, 'tls', 'ca.crt'));
+    const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'c-1', kind: { group: '', version: 'v1', kind: 'Pod' },
+      operation: 'CREATE', namespace: 'shop', object: { metadata: { name: 'p', labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image: 'web' }] } } } });
+    const reply = await new Promise<Obj>((resolve, reject) => {
+      const req = https.request({ host: '127.0.0.1', servername: 'pillion-control.pillion-system.svc', port, method: 'POST', path: '/inject', ca, agent: false, timeout: 10_000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+      req.end(body);
+    });
+    t.equal(reply.response.uid, 'c-1');
+    t.equal(reply.response.allowed, true);
+    const ops = JSON.parse(Buffer.from(reply.response.patch, 'base64').toString('utf8'));
+    const proxy = ops.find((op: Obj) => op.path === '/spec/initContainers').value.find((c: Obj) => c.name === 'pillion-proxy');
+    t.equal(proxy.args[proxy.args.indexOf('--control') + 1], 'https://pillion-control.pillion-system.svc:15010',
+      'pods are pointed at the in-cluster Service, not the control server\'s own listen address');
+  });
+}
