@@ -190,8 +190,8 @@ export function startControlClient(opts: ControlClientOptions): ControlClient {
       logger.warn('rejected a pushed version; the previous one stays in force', { version: msg.version, reason, inForce: applied?.version });
       return { type: 'nack', version: msg.version, reason: reason.slice(0, MAX_REASON_LENGTH) };
     }
+    // (`apply` logs the swap itself; one line per version is enough.)
     applied = { version: msg.version, text };
-    logger.info('applied a pushed version', { version: msg.version, policies: msg.documents.length });
     return { type: 'ack', version: msg.version };
   };
 
