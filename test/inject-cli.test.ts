@@ -39,6 +39,13 @@ t.test('says on stderr which workloads it left alone, and why', async (t) => {
   t.equal(r.stderr, 'pillion inject: DaemonSet/node-exporter left unchanged: the pod uses the host network\n');
 });
 
+t.test('warns on stderr about an app running as the proxy UID', async (t) => {
+  const r = inject(['-f', '-'], 'apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {app: p}}\nspec:\n  securityContext: {runAsUser: 1337}\n  containers: [{name: app, image: app}]\n');
+  t.equal(r.code, 0);
+  t.match(r.stdout, /name: pillion-proxy/);
+  t.equal(r.stderr, 'pillion inject: warning: Pod/p: container "app" runs as UID 1337, the proxy\'s: its traffic bypasses the sidecar\n');
+});
+
 t.test('--image and --control change what is injected', async (t) => {
   const r = inject(['-f', path.join(fixtures, 'pod.in.yaml'), '--image', 'registry.example/pillion:1.2', '--control', 'http://ctl.mesh:15010']);
   t.equal(r.code, 0, r.stderr);

@@ -132,3 +132,11 @@ t.test('the injected proxy: control URL, token, CA, cache dir, probes, resources
   t.match(p2.startupProbe.exec.command.join(' '), /port:15100/);
   t.same((plain.template.spec.volumes![1] as Obj).secret.items.map((i: Obj) => i.key), ['token']);
 });
+
+t.test('an app running as the proxy UID is injected with a warning', async (t) => {
+  const d = injectPodTemplate(pod({ spec: { securityContext: { runAsUser: 1337 }, containers: [{ name: 'web', image: 'nginx' }, { name: 'own', image: 'x', securityContext: { runAsUser: 1000 } }] } }), opts);
+  if (!d.injected) throw new Error('not injected');
+  t.same(d.warnings, ['container "web" runs as UID 1337, the proxy\'s: its traffic bypasses the sidecar'], 'pod-level UID counts, container-level overrides it');
+  const clean = injectPodTemplate(pod(), opts);
+  t.same(clean.injected && clean.warnings, []);
+});

@@ -130,6 +130,13 @@ if (!hasOpenssl) {
       }
     });
 
+    t.test('an app running as UID 1337 gets a warning kubectl will show', async (t) => {
+      const r = await post(review(pod({}, { securityContext: { runAsUser: 1337 } })));
+      t.equal(r.json?.response.allowed, true);
+      t.ok(r.json?.response.patch, 'still injected');
+      t.same(r.json?.response.warnings, ['pillion: container "reviews" runs as UID 1337, the proxy\'s: its traffic bypasses the sidecar']);
+    });
+
     t.test('a pod asking for the impossible is denied with the reason', async (t) => {
       const rv = review(pod({ annotations: { 'pillion.dev/skip-inbound-ports': 'ssh' } }));
       const r = await post(rv);

@@ -36,7 +36,9 @@ export async function run(argv: string[]): Promise<number> {
     const result = injectManifestText(text, opts, file === '-' ? 'stdin' : file);
     process.stdout.write(result.text);
     for (const w of result.workloads) {
-      if (!w.decision.injected) process.stderr.write(`pillion inject: ${w.kind}/${w.name || '(unnamed)'} left unchanged: ${w.decision.reason}\n`);
+      const where = `${w.kind}/${w.name || '(unnamed)'}`;
+      if (!w.decision.injected) process.stderr.write(`pillion inject: ${where} left unchanged: ${w.decision.reason}\n`);
+      else for (const warning of w.decision.warnings) process.stderr.write(`pillion inject: warning: ${where}: ${warning}\n`);
     }
     return 0;
   } catch (err) {

@@ -63,7 +63,12 @@ export function reviewAdmission(raw: string, opts: InjectOptions): AdmissionOutc
     const patch = diffJsonPatch(pod, injected);
     return review(
       uid,
-      { allowed: true, patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') },
+      {
+        allowed: true,
+        patchType: 'JSONPatch',
+        patch: Buffer.from(JSON.stringify(patch)).toString('base64'),
+        ...(decision.warnings.length ? { warnings: decision.warnings.map((w) => `pillion: ${w}`) } : {}),
+      },
       `injected ${target} (service ${decision.service}, ${decision.mode} sidecar)`,
     );
   } catch (err) {

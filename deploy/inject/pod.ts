@@ -5,13 +5,20 @@ import { parsePortList } from '../iptables/rules';
 import {
   ANNOTATION_INJECT, ANNOTATION_NATIVE_SIDECAR, ANNOTATION_SERVICE, ANNOTATION_SKIP_INBOUND,
   ANNOTATION_SKIP_OUTBOUND, ANNOTATION_STATUS, CACHE_VOLUME, DEFAULT_CONTAINER_ANNOTATION,
-  INIT_CONTAINER, InjectOptions, PROXY_CONTAINER, TOKEN_VOLUME,
+  INIT_CONTAINER, InjectOptions, PROXY_CONTAINER, PROXY_UID, TOKEN_VOLUME,
 } from './options';
 import { initContainer, proxyContainer, sidecarVolumes, SidecarParams } from './sidecar';
 import { Container, isRecord, PodSpec, PodTemplate } from './types';
 
 export type InjectDecision =
-  | { readonly injected: true; readonly mode: 'native' | 'classic'; readonly service: string; readonly template: PodTemplate }
+  | {
+    readonly injected: true;
+    readonly mode: 'native' | 'classic';
+    readonly service: string;
+    readonly template: PodTemplate;
+    /** Things that will not work as the user probably expects, shown by kubectl and `pillion inject`. */
+    readonly warnings: readonly string[];
+  }
   | { readonly injected: false; readonly reason: string; readonly template: PodTemplate };
 
 /**
@@ -78,6 +85,7 @@ export function injectPodTemplate(template: PodTemplate, opts: InjectOptions, fa
   return {
     injected: true,
     mode: native ? 'native' : 'classic',
+    warnings: proxyUidWarnings(spec),
     service: params.service,
     template: { ...template, metadata: { ...(template.metadata ?? {}), annotations: newAnnotations }, spec: newSpec },
   };
@@ -94,6 +102,18 @@ function alreadyInjected(spec: PodSpec, annotations: Record<string, string>): bo
   if (annotations[ANNOTATION_STATUS] !== undefined) return true;
   const names = (list: Container[] | undefined) => (Array.isArray(list) ? list : []).map((c) => c?.name);
   return [...names(spec.containers), ...names(spec.initContainers)].some((n) => n === PROXY_CONTAINER || n === INIT_CONTAINER);
+}
+
+// Traffic of the proxy's UID is exempt from redirection (that is what prevents loops), so an app
+// running as that UID silently bypasses its sidecar.
+function proxyUidWarnings(spec: PodSpec): string[] {
+  const podUid = isRecord(spec.securityContext) ? spec.securityContext.runAsUser : undefined;
+  const out: string[] = [];
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+    const uid = isRecord(c?.securityContext) && c.securityContext.runAsUser !== undefined ? c.securityContext.runAsUser : podUid;
+    if (uid === PROXY_UID) out.push(`container ${JSON.stringify(c.name)} runs as UID ${PROXY_UID}, the proxy's: its traffic bypasses the sidecar`);
+  }
+  return out;
 }
 
 function nativeSidecar(value: string | undefined): boolean {
