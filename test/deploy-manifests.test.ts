@@ -134,6 +134,15 @@ t.test('no unknown or misplaced fields anywhere (TypeScript excess-property chec
   t.match(bad.join('\n'), /probe: .*'"?imagee"?' does not exist/);
 });
 
+t.test('the examples run programs that the image holds', async (t) => {
+  const dist = path.join(root, 'dist');
+  if (!fs.existsSync(path.join(dist, 'cli', 'main.js'))) return t.skip('dist/ is not built (npm test builds it first)');
+  const paths = kubeObjects.flatMap(({ obj }) => JSON.stringify(obj).match(/\/app\/dist\/[\w/.-]+\.js/g) ?? []);
+  t.ok(paths.length >= 2, `found ${paths.join(', ')}`);
+  // deploy/Dockerfile copies dist/ to /app/dist.
+  for (const p of new Set(paths)) t.ok(fs.existsSync(path.join(root, p.slice('/app/'.length))), `${p} exists in the image`);
+});
+
 t.test('TrafficPolicy examples decode', async (t) => {
   t.ok(policies.length >= 2);
   t.doesNotThrow(() => decodePolicyObjects(policies.map((p) => p.obj)));
