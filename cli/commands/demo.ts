@@ -229,7 +229,7 @@ Try it (in another terminal, from this checkout):
      curl -s ${fe}/
 
 2. The rate limit (backend: 5 requests/s, burst 10), enforced by the backend's sidecar:
-     curl -s -o /dev/null -w '%{http_code} ' '${fe}/?i=[1-15]'; echo
+     curl -s -o /dev/null -w '%{http_code} ' '${fe}/?i=[1-20]'; echo
    The last ones are 429 (reason rate-limited); the headers say why:
      curl -si -H 'Host: backend' http://127.0.0.1:${ports.frontend.outbound}/ | grep -i -E '^HTTP|x-pillion-reason|x-ratelimit|retry-after'
 
