@@ -15,7 +15,7 @@ type Obj = Record<string, any>;
 const hasOpenssl = spawnSync('openssl', ['version'], { encoding: 'utf8' }).status === 0;
 
 if (!hasOpenssl) {
-  t.skip('webhook over HTTPS', { skip: 'openssl is not installed: it makes the test certificate (CI installs it)' } as never);
+  t.test('webhook over HTTPS', { skip: 'openssl is not installed: it makes the test certificate (CI installs it)' }, async () => {});
 } else {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pillion-webhook-'));
   t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
