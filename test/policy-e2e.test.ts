@@ -230,3 +230,27 @@ spec:
   t.same([admin1.status, admin2.status], [200, 429], 'the route has its own, smaller bucket');
   t.match(await admin(proxy, '/stats/prometheus'), /pillion_ratelimit_limited_total\{service="ratings"\} 6/);
 });
+
+t.test('a new config version replaces a changed breaker and drops a removed one', async (t) => {
+  const up = await upstream();
+  up.respond = (_q, res) => { res.statusCode = 500; res.end(); };
+  const doc = (threshold: number) => `
+apiVersion: pillion.dev/v1alpha1
+kind: TrafficPolicy
+metadata: { name: ratings }
+spec: { service: ratings, endpoints: [127.0.0.1:${up.port}], circuitBreaker: { volumeThreshold: ${threshold}, resetTimeout: 60s } }
+`;
+  const { proxy } = await proxyWith(doc(2));
+  t.teardown(async () => { await proxy.close(); await up.close(); });
+  for (let i = 0; i < 3; i++) await request(proxy.ports.outbound);
+  const state = async () => (JSON.parse(await admin(proxy, '/clusters')) as Array<Record<string, unknown>>).find((c) => c.service === 'ratings')?.breaker;
+  t.equal(await state(), 'open');
+  await proxy.applySnapshot({ version: 2, source: 'file', policies: decodePolicyText(doc(2)) });
+  t.equal(await state(), 'open', 'an unchanged policy keeps its breaker');
+  await proxy.applySnapshot({ version: 3, source: 'file', policies: decodePolicyText(doc(3)) });
+  t.equal(await state(), 'closed', 'a changed policy gets a new breaker');
+  t.match(await admin(proxy, '/stats/prometheus'), /pillion_circuit_state\{service="ratings"\} 0/);
+  await proxy.applySnapshot({ version: 4, source: 'file', policies: [] });
+  t.equal(await state(), undefined);
+  t.notMatch(await admin(proxy, '/stats/prometheus'), /pillion_circuit_state\{service="ratings"\}/, 'a dropped breaker leaves no series behind');
+});
