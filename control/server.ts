@@ -8,6 +8,7 @@ import { WebSocketServer } from 'ws';
 import { SUBSCRIBE_PATH } from '../proxy/control-client/protocol';
 import type { Logger } from '../proxy/runtime/logger';
 import { handleAdminRequest } from './admin-api';
+import { handleDashboard } from './dashboard';
 import { PushHub } from './push-hub';
 import { VersionStore } from './store';
 import { bearerToken, createTokenCheck, loadOrCreateToken } from './tokens';
@@ -59,6 +60,7 @@ async function listen(opts: ControlServerOptions, store: VersionStore): Promise<
   const hub = new PushHub({ current: () => store.current(), logger, debounceMs: opts.debounceMs, heartbeatMs: opts.heartbeatMs });
   const deps = { store, hub, adminToken, logger, onStored: () => hub.notify() };
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (handleDashboard(req, res)) return;
     handleAdminRequest(deps, req, res).then((handled) => {
       if (handled) return;
       res.writeHead(404, { 'content-type': 'application/json' });

@@ -280,3 +280,18 @@ t.test('TLS: --tls-cert/--tls-key serve HTTPS and WSS; a client given the CA con
   });
   t.match(untrusted, /self.signed|certificate/i, 'without the CA the certificate is not trusted');
 });
+
+t.test('dashboard: GET / is a page without data, behind a strict CSP; the data it shows needs the admin token', async (t) => {
+  const s = await start(t);
+  await api(s, s.admin, 'POST', '/v1/apply', { documents: [policy('secret-service', 'secret-service')] });
+  const page = await fetch(`${s.url}/`);
+  t.equal(page.status, 200);
+  t.match(page.headers.get('content-type'), 'text/html');
+  t.match(page.headers.get('content-security-policy'), "script-src 'self'");
+  const html = await page.text();
+  t.match(html, '<script src="/dashboard.js"></script>');
+  t.notMatch(html, 'secret-service', 'the page itself holds no configuration');
+  const js = await fetch(`${s.url}/dashboard.js`);
+  t.match(await js.text(), "api('/v1/status')");
+  t.equal((await fetch(`${s.url}/v1/status`)).status, 401);
+});
