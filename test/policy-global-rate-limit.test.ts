@@ -157,17 +157,21 @@ t.test('redis unreachable: fail open, log once, count it; sharing resumes when r
   await until('connected', async () => (await metric(p, 'pillion_ratelimit_redis_up')) === 1);
   await sleep(100);
 
+  // Sequential requests; what a 5/s bucket of 5 may admit in that time, plus the documented
+  // over-admission of one proxy (batch 1, one credit, one refill step).
   const burst = async (n: number) => {
     let ok = 0;
+    const started = Date.now();
     for (let i = 0; i < n; i++) if ((await get(p.ports.inbound)) === 200) ok++;
-    return ok;
+    const plan = planShared(policy(5, 5)[0]!.rateLimit!);
+    return { ok, bound: 5 + Math.ceil((5 * (Date.now() - started)) / 1000) + plan.increaseAmount + plan.batch + 1 };
   };
-  const sharedOk = await burst(30);
-  t.ok(sharedOk >= 5 && sharedOk <= 12, `shared budget enforced while redis is up (${sharedOk} of 30)`);
+  const shared = await burst(30);
+  t.ok(shared.ok >= 5 && shared.ok <= shared.bound, `shared budget enforced while redis is up (${shared.ok} of 30, bound ${shared.bound})`);
 
   await stopRedis(redis);
   await until('redis seen as down', async () => (await metric(p, 'pillion_ratelimit_redis_up')) === 0);
-  t.equal(await burst(30), 30, 'fails open: every request admitted');
+  t.equal((await burst(30)).ok, 30, 'fails open: every request admitted');
   t.ok((await metric(p, 'pillion_ratelimit_fail_open_total')) >= 30, 'counted in pillion_ratelimit_fail_open_total');
   await sleep(1500); // several reconnection attempts
   t.ok((await metric(p, 'pillion_ratelimit_redis_errors_total')) >= 1, 'connection errors counted');
@@ -177,6 +181,8 @@ t.test('redis unreachable: fail open, log once, count it; sharing resumes when r
   await until('redis seen as back', async () => (await metric(p, 'pillion_ratelimit_redis_up')) === 1, 8000);
   t.equal(lines.filter((l) => l.startsWith('info redis reachable again')).length, 1, 'recovery logged once');
   await sleep(300); // a fresh reservoir in the new redis, refilled batches
-  const afterOk = await burst(30);
-  t.ok(afterOk >= 1 && afterOk <= 14, `the shared budget is enforced again (${afterOk} of 30)`);
+  const after = await burst(30);
+  // The new redis starts a full reservoir: the same bound as before the outage.
+  t.ok(after.ok >= 1 && after.ok <= after.bound, `the shared budget is enforced again (${after.ok} of 30, bound ${after.bound})`);
+  t.ok(after.ok < 30, 'not failing open any more');
 });
