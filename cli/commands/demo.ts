@@ -243,6 +243,7 @@ Try it (in another terminal, from this checkout):
 4. Both sidecars are subscribed and SYNCED:
      npx pillion status${ctl}
      npx pillion history${ctl}
+   or open ${control.url}/ (the dashboard; paste the admin token)
 
 5. Apply a change and see it arrive:
      sed -i 's/requestsPerSecond: 5,/requestsPerSecond: 50,/' ${path.join(dataDir, 'policy.yaml')}
