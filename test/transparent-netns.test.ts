@@ -21,6 +21,7 @@ function unavailable(): string | false {
   if (process.geteuid?.() !== 0) return 'needs root to create network namespaces and iptables rules (runs in CI)';
   if (sh('ip', ['-V']).code !== 0) return 'needs iproute2 (ip)';
   if (sh('iptables', ['--version']).code !== 0) return 'needs iptables on PATH (apt-get install iptables; CI installs it)';
+  if (sh('ip6tables', ['--version']).code !== 0) return 'needs ip6tables on PATH (part of the iptables package)';
   if (sh('setpriv', ['--version']).code !== 0) return 'needs setpriv (util-linux)';
   return false;
 }
@@ -30,6 +31,8 @@ const POD = `pillion-tp${suffix}`;
 const CLIENT = `pillion-tc${suffix}`;
 const POD_IP = '10.252.0.2';
 const CLIENT_IP = '10.252.0.1';
+const POD_IP6 = 'fd00:252::2';
+const CLIENT_IP6 = 'fd00:252::1';
 
 // Answers each connection with one JSON line: which namespace and port took it, and the
 // original destination the wrapper recovers (null when not redirected).
@@ -40,10 +43,11 @@ const label = process.argv[2];
 const listens = process.argv[3].split(',');
 let pending = listens.length;
 for (const l of listens) {
-  const [host, port] = l.split(':');
+  const i = l.lastIndexOf(':');
+  const host = l.slice(0, i);
   net.createServer((s) => {
     s.end(JSON.stringify({ ns: label, port: s.localPort, original: originalDestination(s) ?? null }) + '\\n');
-  }).listen(Number(port), host, () => { if (--pending === 0) console.log('ready'); });
+  }).listen({ port: Number(l.slice(i + 1)), host, ipv6Only: host.includes(':') }, () => { if (--pending === 0) console.log('ready'); });
 }
 `;
 
@@ -67,8 +71,8 @@ function connectFrom(ns: string, host: string, port: number, uid?: number): Reco
   }
 }
 
-function natListing(ns: string): string {
-  return sh('ip', ['netns', 'exec', ns, 'iptables', '-t', 'nat', '-S']).out;
+function natListing(ns: string, tool = 'iptables'): string {
+  return sh('ip', ['netns', 'exec', ns, tool, '-t', 'nat', '-S']).out;
 }
 
 function initIptables(ns: string, args: string[]) {
@@ -93,6 +97,8 @@ t.test('interception in a pod namespace', { skip: unavailable() }, async (t) => 
     ['ip', ['-n', POD, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', CLIENT]],
     ['ip', ['-n', POD, 'addr', 'add', `${POD_IP}/24`, 'dev', 'eth0']],
     ['ip', ['-n', CLIENT, 'addr', 'add', `${CLIENT_IP}/24`, 'dev', 'eth0']],
+    ['ip', ['-n', POD, 'addr', 'add', `${POD_IP6}/64`, 'dev', 'eth0', 'nodad']],
+    ['ip', ['-n', CLIENT, 'addr', 'add', `${CLIENT_IP6}/64`, 'dev', 'eth0', 'nodad']],
     ['ip', ['-n', POD, 'link', 'set', 'eth0', 'up']],
     ['ip', ['-n', CLIENT, 'link', 'set', 'eth0', 'up']],
   ];
@@ -102,10 +108,13 @@ t.test('interception in a pod namespace', { skip: unavailable() }, async (t) => 
   }
 
   const before = natListing(POD);
-  const init = initIptables(POD, ['--skip-inbound-ports', '7000', '--skip-outbound-ports', '7001']);
+  const init = initIptables(POD, ['--ipv6', '--skip-inbound-ports', '7000', '--skip-outbound-ports', '7001']);
   t.equal(init.code, 0, `init-iptables: ${init.err}`);
   const once = natListing(POD);
-  t.equal(initIptables(POD, ['--skip-inbound-ports', '7000', '--skip-outbound-ports', '7001']).code, 0, 'second run');
+  const once6 = natListing(POD, 'ip6tables');
+  t.match(once6, /-A PILLION_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006/, '--ipv6 installs the IPv6 rules too');
+  t.equal(initIptables(POD, ['--ipv6', '--skip-inbound-ports', '7000', '--skip-outbound-ports', '7001']).code, 0, 'second run');
+  t.equal(natListing(POD, 'ip6tables'), once6, 'IPv6 rules: one set after two runs');
   t.equal(natListing(POD), once, 'running it twice leaves one set of rules');
   t.equal(once.split('\n').filter((l) => l === '-A PREROUTING -p tcp -j PILLION_INBOUND').length, 1);
 
@@ -120,8 +129,8 @@ t.test('interception in a pod namespace', { skip: unavailable() }, async (t) => 
       child.once('exit', () => { clearTimeout(timer); reject(new Error(`${label} servers exited: ${err}`)); });
     });
   };
-  await startServer(POD, 'pod', '127.0.0.1:15001,0.0.0.0:15006,0.0.0.0:8080,0.0.0.0:7000');
-  await startServer(CLIENT, 'client', '0.0.0.0:8080,0.0.0.0:7001,0.0.0.0:15006');
+  await startServer(POD, 'pod', '127.0.0.1:15001,0.0.0.0:15006,0.0.0.0:8080,0.0.0.0:7000,::1:15001,:::15006');
+  await startServer(CLIENT, 'client', '0.0.0.0:8080,0.0.0.0:7001,0.0.0.0:15006,:::8080');
 
   t.same(connectFrom(CLIENT, POD_IP, 8080), { ns: 'pod', port: 15006, original: { host: POD_IP, port: 8080 } },
     'inbound TCP goes to the inbound listener, which recovers the port the caller dialled');
@@ -139,6 +148,10 @@ t.test('interception in a pod namespace', { skip: unavailable() }, async (t) => 
   t.same(connectFrom(POD, POD_IP, 8080, 1337), { ns: 'pod', port: 15006, original: { host: POD_IP, port: 8080 } },
     'the proxy calling its own pod IP takes the inbound path');
 
+  t.same(connectFrom(CLIENT, POD_IP6, 8080), { ns: 'pod', port: 15006, original: { host: POD_IP6, port: 8080 } }, 'IPv6 inbound (IP6T_SO_ORIGINAL_DST)');
+  t.same(connectFrom(POD, CLIENT_IP6, 8080), { ns: 'pod', port: 15001, original: { host: CLIENT_IP6, port: 8080 } }, 'IPv6 outbound');
+  t.same(connectFrom(POD, CLIENT_IP6, 8080, 1337), { ns: 'client', port: 8080, original: null }, 'IPv6: the proxy UID is never redirected');
+
   // Someone else's rules must survive our cleanup.
   const foreign: string[][] = [['-t', 'nat', '-N', 'OTHER_CHAIN'], ['-t', 'nat', '-A', 'OUTPUT', '-p', 'udp', '-j', 'OTHER_CHAIN'], ['-t', 'nat', '-A', 'OTHER_CHAIN', '-p', 'udp', '-j', 'RETURN']];
   for (const args of foreign) t.equal(sh('ip', ['netns', 'exec', POD, 'iptables', ...args]).code, 0, `iptables ${args.join(' ')}`);
@@ -151,5 +164,6 @@ t.test('interception in a pod namespace', { skip: unavailable() }, async (t) => 
   t.match(after, /-A OUTPUT -p udp -j OTHER_CHAIN/);
   t.ok(before.split('\n').filter(Boolean).every((l) => after.includes(l)), 'the original policy lines remain');
   t.same(connectFrom(POD, CLIENT_IP, 8080), { ns: 'client', port: 8080, original: null }, 'after cleanup nothing is redirected');
+  t.notMatch(natListing(POD, 'ip6tables'), /PILLION/, 'cleanup removes the IPv6 rules too');
   t.equal(initIptables(POD, ['--cleanup']).code, 0, 'cleanup with nothing to remove succeeds');
 });

@@ -3,7 +3,7 @@
 import { CliError } from '../errors';
 import { parseFlags, portFlag } from '../args';
 import {
-  cleanupRules, DEFAULT_INTERCEPT, installRules, installRuleset, InterceptOptions, IptablesError, parsePortList,
+  cleanupRules, DEFAULT_INTERCEPT, hasIp6tables, installRules, installRuleset, InterceptOptions, IptablesError, parsePortList,
 } from '../../deploy/iptables';
 
 const NAME = 'init-iptables';
@@ -45,24 +45,34 @@ export async function run(argv: string[]): Promise<number> {
     'skip-outbound-ports': { type: 'string' },
     'dry-run': { type: 'boolean' },
     cleanup: { type: 'boolean' },
+    ipv6: { type: 'boolean' },
   });
   const opts = interceptOptions(values);
+  const dryRun = values['dry-run'] === true;
   try {
     if (values.cleanup) {
-      const ruleset = cleanupRules(undefined, values['dry-run'] === true);
-      if (values['dry-run']) process.stdout.write(ruleset ?? '# nothing of pillion\'s to remove\n');
-      else process.stdout.write(ruleset ? 'pillion init-iptables: removed pillion\'s nat chains and jumps\n' : 'pillion init-iptables: no pillion rules were installed\n');
+      // IPv6 rules are removed too wherever ip6tables works, whether or not --ipv6 is given.
+      const v4 = cleanupRules(undefined, dryRun, 4);
+      const v6 = values.ipv6 || hasIp6tables() ? cleanupRules(undefined, dryRun, 6) : undefined;
+      if (dryRun) {
+        process.stdout.write(v4 ? `# iptables-restore --noflush\n${v4}` : '# nothing of pillion\'s to remove (IPv4)\n');
+        if (v6) process.stdout.write(`# ip6tables-restore --noflush\n${v6}`);
+      } else {
+        process.stdout.write(v4 || v6 ? 'pillion init-iptables: removed pillion\'s nat chains and jumps\n' : 'pillion init-iptables: no pillion rules were installed\n');
+      }
       return 0;
     }
-    if (values['dry-run']) {
+    if (dryRun) {
       // What a first install would run; a rerun also deletes and re-adds the two jumps.
       process.stdout.write(`# pillion init-iptables: input for iptables-restore --noflush\n${installRuleset(opts)}`);
+      if (values.ipv6) process.stdout.write(`# pillion init-iptables: input for ip6tables-restore --noflush\n${installRuleset(opts, [], 6)}`);
       return 0;
     }
-    installRules(opts);
+    installRules(opts, undefined, 4);
+    if (values.ipv6) installRules(opts, undefined, 6);
     process.stdout.write(
       `pillion init-iptables: inbound TCP -> :${opts.inboundPort}, outbound TCP -> :${opts.outboundPort}, ` +
-      `uid ${opts.proxyUid} and loopback not redirected\n`,
+      `uid ${opts.proxyUid} and loopback not redirected${values.ipv6 ? ' (IPv4 and IPv6)' : ''}\n`,
     );
     return 0;
   } catch (err) {

@@ -1,7 +1,7 @@
 // Running iptables: install and cleanup as single iptables-restore transactions, with
 // one-line typed errors for the usual reasons (not root, no iptables, rejected rules).
 import { spawnSync } from 'node:child_process';
-import { cleanupRuleset, installRuleset, InterceptOptions, ownState } from './rules';
+import { cleanupRuleset, Family, installRuleset, InterceptOptions, ownState } from './rules';
 
 export type IptablesErrorCode = 'not-root' | 'no-iptables' | 'iptables-failed';
 
@@ -56,9 +56,21 @@ function requireRoot(env: IptablesEnv): void {
   }
 }
 
+/** iptables or ip6tables, and their restore commands. */
+function tools(family: Family): { list: string; restore: string } {
+  return family === 4 ? { list: 'iptables', restore: 'iptables-restore' } : { list: 'ip6tables', restore: 'ip6tables-restore' };
+}
+
 /** The nat table as `iptables -t nat -S` lists it. */
-export function listNat(env: IptablesEnv = processEnv): string {
-  return check(env, 'iptables -t nat -S', env.run('iptables', ['-w', '5', '-t', 'nat', '-S']));
+export function listNat(env: IptablesEnv = processEnv, family: Family = 4): string {
+  const { list } = tools(family);
+  return check(env, `${list} -t nat -S`, env.run(list, ['-w', '5', '-t', 'nat', '-S']));
+}
+
+/** Whether ip6tables can be used at all here (cleanup of IPv6 rules is best effort). */
+export function hasIp6tables(env: IptablesEnv = processEnv): boolean {
+  const r = env.run('ip6tables', ['-w', '5', '-t', 'nat', '-S']);
+  return !r.error && r.status === 0;
 }
 
 export interface InstallResult {
@@ -67,18 +79,20 @@ export interface InstallResult {
   readonly replacedJumps: number;
 }
 
-export function installRules(o: InterceptOptions, env: IptablesEnv = processEnv): InstallResult {
+export function installRules(o: InterceptOptions, env: IptablesEnv = processEnv, family: Family = 4): InstallResult {
   requireRoot(env);
-  const { jumps } = ownState(listNat(env));
-  const ruleset = installRuleset(o, jumps);
-  check(env, 'iptables-restore', env.run('iptables-restore', ['-w', '5', '--noflush'], ruleset));
+  const { restore } = tools(family);
+  const { jumps } = ownState(listNat(env, family));
+  const ruleset = installRuleset(o, jumps, family);
+  check(env, restore, env.run(restore, ['-w', '5', '--noflush'], ruleset));
   return { ruleset, replacedJumps: jumps.length };
 }
 
 /** Removes our jumps and chains; undefined when there was nothing of ours to remove. */
-export function cleanupRules(env: IptablesEnv = processEnv, dryRun = false): string | undefined {
+export function cleanupRules(env: IptablesEnv = processEnv, dryRun = false, family: Family = 4): string | undefined {
   requireRoot(env);
-  const ruleset = cleanupRuleset(listNat(env));
-  if (ruleset !== undefined && !dryRun) check(env, 'iptables-restore', env.run('iptables-restore', ['-w', '5', '--noflush'], ruleset));
+  const { restore } = tools(family);
+  const ruleset = cleanupRuleset(listNat(env, family));
+  if (ruleset !== undefined && !dryRun) check(env, restore, env.run(restore, ['-w', '5', '--noflush'], ruleset));
   return ruleset;
 }

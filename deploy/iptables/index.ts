@@ -2,9 +2,9 @@
 // our own chains, installed and removed as single iptables-restore transactions.
 export {
   CHAINS, OWN_CHAINS, JUMPS, DEFAULT_INTERCEPT, InterceptOptions, parsePortList, chainRules,
-  installRuleset, cleanupRuleset, ownState,
+  installRuleset, cleanupRuleset, ownState, Family,
 } from './rules';
 export {
   IptablesError, IptablesErrorCode, IptablesEnv, Runner, RunResult, spawnRunner, processEnv,
-  listNat, installRules, cleanupRules, InstallResult,
+  listNat, installRules, cleanupRules, InstallResult, hasIp6tables,
 } from './apply';

@@ -75,8 +75,15 @@ function proxyPorts(o: InterceptOptions): string[] {
  * - the app calling its own pod IP or loopback goes straight there;
  * - everything else the proxy UID sends is its own upstream traffic: never redirected.
  */
-export function chainRules(o: InterceptOptions): string[] {
+export type Family = 4 | 6;
+
+function loopbackNet(family: Family): string {
+  return family === 4 ? '127.0.0.0/8' : '::1/128';
+}
+
+export function chainRules(o: InterceptOptions, family: Family = 4): string[] {
   const { inbound, inRedirect, output, redirect } = CHAINS;
+  const loopback = loopbackNet(family);
   const uid = String(o.proxyUid);
   const rules: string[] = [
     `-A ${inRedirect} -p tcp -j REDIRECT --to-ports ${o.inboundPort}`,
@@ -87,10 +94,10 @@ export function chainRules(o: InterceptOptions): string[] {
   }
   rules.push(`-A ${inbound} -p tcp -j ${inRedirect}`);
   rules.push(
-    `-A ${output} ! -d 127.0.0.0/8 -o lo -p tcp -m owner --uid-owner ${uid} -j ${inbound}`,
+    `-A ${output} ! -d ${loopback} -o lo -p tcp -m owner --uid-owner ${uid} -j ${inbound}`,
     `-A ${output} -o lo -m owner ! --uid-owner ${uid} -j RETURN`,
     `-A ${output} -m owner --uid-owner ${uid} -j RETURN`,
-    `-A ${output} -d 127.0.0.0/8 -j RETURN`,
+    `-A ${output} -d ${loopback} -j RETURN`,
   );
   for (const port of [...proxyPorts(o), ...o.skipOutboundPorts]) {
     rules.push(`-A ${output} -p tcp -m tcp --dport ${port} -j RETURN`);
@@ -104,12 +111,12 @@ export function chainRules(o: InterceptOptions): string[] {
  * creates it or flushes it, and jumps already present (listed in `existing`) are deleted
  * before they are added again, so running it twice leaves exactly one set of rules.
  */
-export function installRuleset(o: InterceptOptions, existing: readonly string[] = []): string {
+export function installRuleset(o: InterceptOptions, existing: readonly string[] = [], family: Family = 4): string {
   return [
     '*nat',
     ...OWN_CHAINS.map((c) => `:${c} - [0:0]`),
     ...existing.map((rule) => rule.replace(/^-A /, '-D ')),
-    ...chainRules(o),
+    ...chainRules(o, family),
     ...JUMPS.map((j) => `-A ${j.chain} ${j.spec}`),
     'COMMIT',
     '',

@@ -1,12 +1,13 @@
 // `pillion sandbox down`: remove what the state file says `up` made, and nothing else.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { netnsExists, tryRun } from './commands';
+import { netnsExists, SandboxError, tryRun } from './commands';
 import { stopProcesses } from './processes';
 import { readState, SandboxState, stateFile } from './state';
 
 export async function sandboxDown(stateDir: string, log: (line: string) => void): Promise<boolean> {
   const state = readState(stateDir);
+  if (state && process.geteuid?.() !== 0) throw new SandboxError('must run as root (it deletes network namespaces)');
   if (!state) {
     log(`no sandbox state in ${stateDir}: nothing to remove`);
     return false;
