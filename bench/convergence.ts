@@ -1,11 +1,14 @@
 // Convergence of a config push: the time from an apply being stored to every connected proxy
 // having acknowledged it, with N simulated proxies that speak the real protocol (WebSocket,
-// hello, config, ack) and really decode each version with the proxy's decoder. The control
-// server runs as its own process (`pillion control`), so its memory is measured alone.
+// hello, config, ack) and really decode each version with the proxy's decoder, spread over
+// worker threads. The control server runs as its own process (`pillion control`), so its
+// memory is measured alone. Run alone: `node dist/bench/convergence.js` (APPLIES=20,
+// WORKERS=n to override).
 import { spawn, ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import WebSocket from 'ws';
 import { decodePolicyObjects } from '../proxy/config';
 import { PROTOCOL_VERSION, SUBSCRIBE_PATH } from '../proxy/control-client/protocol';
@@ -21,6 +24,11 @@ export interface ConvergenceOptions {
    * policy and two others). 'all' = no --egress: every proxy receives every policy.
    */
   readonly egress?: number | 'all';
+  /**
+   * Worker threads the simulated proxies are spread over (0: all in this thread). Default: one
+   * per core, since real proxies decode in parallel in their own processes.
+   */
+  readonly workers?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -76,6 +84,116 @@ function rssMb(pid: number): number {
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2; };
 const round = (x: number) => Math.round(x * 10) / 10;
 
+/** Wall-clock milliseconds with sub-ms precision, comparable across worker threads. */
+const now = () => performance.timeOrigin + performance.now();
+
+interface FleetSpec {
+  readonly wsUrl: string;
+  readonly token: string;
+  readonly from: number;
+  readonly to: number;
+  readonly nPolicies: number;
+  readonly egress: number | 'all';
+}
+
+interface Fleet {
+  /** Resolves with the time (now()) at which this fleet's last proxy acknowledged `version`. */
+  acked(version: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Simulated proxies [from, to): hello, then decode every pushed version and acknowledge it. */
+async function startFleet(spec: FleetSpec): Promise<Fleet> {
+  const count = spec.to - spec.from;
+  const acks = new Map<number, { n: number; last: number }>();
+  const waiters = new Map<number, (at: number) => void>();
+  const sockets: WebSocket[] = [];
+  const connectOne = (i: number) => new Promise<void>((resolve, reject) => {
+    const ws = new WebSocket(spec.wsUrl, { headers: { authorization: `Bearer ${spec.token}` }, perMessageDeflate: false });
+    sockets.push(ws);
+    let first = true;
+    const service = i % spec.nPolicies;
+    const hello = {
+      type: 'hello', protocol: PROTOCOL_VERSION, proxyId: `bench-${i}`, service: `svc-${service}`,
+      ...(spec.egress === 'all' ? {} : { egress: Array.from({ length: spec.egress as number }, (_, k) => `svc-${(service + k + 1) % spec.nPolicies}`) }),
+    };
+    ws.on('open', () => ws.send(JSON.stringify(hello)));
+    ws.on('message', (data) => {
+      const msg = JSON.parse(data.toString());
+      if (msg.type !== 'config') return;
+      decodePolicyObjects(msg.documents); // what a real proxy does before it swaps a version in
+      ws.send(JSON.stringify({ type: 'ack', version: msg.version }));
+      const a = acks.get(msg.version) ?? { n: 0, last: 0 };
+      a.n++;
+      a.last = now();
+      acks.set(msg.version, a);
+      if (a.n === count) waiters.get(msg.version)?.(a.last);
+      if (first) { first = false; resolve(); }
+    });
+    ws.once('error', reject);
+  });
+  for (let i = spec.from; i < spec.to; i += 100) {
+    await Promise.all(Array.from({ length: Math.min(100, spec.to - i) }, (_, j) => connectOne(i + j)));
+  }
+  return {
+    acked(version) {
+      const a = acks.get(version);
+      if (a && a.n >= count) return Promise.resolve(a.last);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`version ${version}: only ${acks.get(version)?.n ?? 0}/${count} acks after 30s`)), 30_000);
+        waiters.set(version, (at) => { clearTimeout(timer); waiters.delete(version); resolve(at); });
+      });
+    },
+    async close() {
+      for (const ws of sockets) ws.terminate();
+    },
+  };
+}
+
+/** The same fleet in a worker thread (this file, run with workerData). */
+async function startWorkerFleet(spec: FleetSpec): Promise<Fleet> {
+  const worker = new Worker(__filename, { workerData: { kind: WORKER_KIND, spec } });
+  const waiters = new Map<number, { resolve: (at: number) => void; reject: (e: Error) => void }>();
+  let failed: Error | undefined;
+  await new Promise<void>((resolve, reject) => {
+    worker.on('message', (m: { type: string; version?: number; at?: number; error?: string }) => {
+      if (m.type === 'ready') resolve();
+      else if (m.type === 'acked') waiters.get(m.version!)?.resolve(m.at!);
+      else if (m.type === 'error') {
+        failed = new Error(m.error);
+        reject(failed);
+        for (const w of waiters.values()) w.reject(failed);
+      }
+    });
+    worker.once('error', reject);
+  });
+  return {
+    acked(version) {
+      if (failed) return Promise.reject(failed);
+      return new Promise((resolve, reject) => {
+        waiters.set(version, { resolve: (at) => { waiters.delete(version); resolve(at); }, reject });
+        worker.postMessage({ type: 'wait', version });
+      });
+    },
+    async close() {
+      await worker.terminate();
+    },
+  };
+}
+
+const WORKER_KIND = 'pillion-convergence-fleet';
+if (!isMainThread && (workerData as { kind?: string } | null)?.kind === WORKER_KIND) {
+  startFleet((workerData as { spec: FleetSpec }).spec).then((fleet) => {
+    parentPort!.on('message', (m: { type: string; version: number }) => {
+      if (m.type === 'wait') fleet.acked(m.version).then(
+        (at) => parentPort!.postMessage({ type: 'acked', version: m.version, at }),
+        (err: Error) => parentPort!.postMessage({ type: 'error', error: err.message }),
+      );
+    });
+    parentPort!.postMessage({ type: 'ready' });
+  }, (err: Error) => parentPort!.postMessage({ type: 'error', error: err.message }));
+}
+
 export async function runConvergenceBench(opts: ConvergenceOptions): Promise<ConvergenceResult> {
   const log = opts.log ?? (() => {});
   const nPolicies = opts.policies ?? 20;
@@ -84,7 +202,7 @@ export async function runConvergenceBench(opts: ConvergenceOptions): Promise<Con
   const child: ChildProcess = spawn(process.execPath, [path.join(repoRoot(), 'bin', 'pillion.js'), 'control', '--port', '0', '--host', '127.0.0.1', '--data', dataDir], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  const sockets: WebSocket[] = [];
+  let closeFleets: (() => Promise<unknown>) | undefined;
   try {
     const url = await new Promise<string>((resolve, reject) => {
       let buf = '';
@@ -107,48 +225,26 @@ export async function runConvergenceBench(opts: ConvergenceOptions): Promise<Con
     await call('POST', '/v1/apply', { documents: Array.from({ length: nPolicies }, (_, i) => samplePolicy(i, 3000)) });
     const rssIdle = rssMb(child.pid!);
 
-    // The simulated proxies. `acked[v]` counts acks sent for version v; `waiters` wake the timer.
-    const acked = new Map<number, number>();
-    let lastAckAt = 0;
-    let onAck: (() => void) | undefined;
+    // The simulated proxies, split over worker threads as real proxies are separate processes.
     const wsUrl = url.replace(/^http/, 'ws') + SUBSCRIBE_PATH;
-    const connectOne = (i: number) => new Promise<void>((resolve, reject) => {
-      const ws = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${proxyToken}` }, perMessageDeflate: false });
-      sockets.push(ws);
-      let first = true;
-      const service = i % nPolicies;
-      const hello = {
-        type: 'hello', protocol: PROTOCOL_VERSION, proxyId: `bench-${i}`, service: `svc-${service}`,
-        ...(egress === 'all' ? {} : { egress: Array.from({ length: egress }, (_, k) => `svc-${(service + k + 1) % nPolicies}`) }),
-      };
-      ws.on('open', () => ws.send(JSON.stringify(hello)));
-      ws.on('message', (data) => {
-        const msg = JSON.parse(data.toString());
-        if (msg.type !== 'config') return;
-        decodePolicyObjects(msg.documents); // what a real proxy does before it swaps a version in
-        ws.send(JSON.stringify({ type: 'ack', version: msg.version }));
-        acked.set(msg.version, (acked.get(msg.version) ?? 0) + 1);
-        lastAckAt = performance.now();
-        onAck?.();
-        if (first) { first = false; resolve(); }
-      });
-      ws.once('error', reject);
-    });
-    for (let i = 0; i < opts.proxies; i += 100) {
-      await Promise.all(Array.from({ length: Math.min(100, opts.proxies - i) }, (_, j) => connectOne(i + j)));
+    const nWorkers = Math.max(0, Math.min(opts.workers ?? os.availableParallelism(), opts.proxies));
+    const fleets: Fleet[] = [];
+    if (nWorkers === 0) fleets.push(await startFleet({ wsUrl, token: proxyToken, from: 0, to: opts.proxies, nPolicies, egress }));
+    else {
+      const per = Math.ceil(opts.proxies / nWorkers);
+      for (let w = 0; w < nWorkers; w++) {
+        fleets.push(await startWorkerFleet({ wsUrl, token: proxyToken, from: w * per, to: Math.min(opts.proxies, (w + 1) * per), nPolicies, egress }));
+      }
     }
-    log(`${opts.proxies} proxies connected and synced`);
+    closeFleets = () => Promise.all(fleets.map((f) => f.close()));
+    log(`${opts.proxies} proxies connected and synced${nWorkers ? ` (${nWorkers} worker threads)` : ''}`);
 
     const server: number[] = [], client: number[] = [], sent: number[] = [];
     for (let a = 0; a < opts.applies; a++) {
       const changed = samplePolicy(a % nPolicies, 3000 + a + 1);
-      const t0 = performance.now();
+      const t0 = now();
       const { version } = await call('POST', '/v1/apply', { documents: [changed] });
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`version ${version}: only ${acked.get(version) ?? 0}/${opts.proxies} acks after 30s`)), 30_000);
-        onAck = () => { if ((acked.get(version) ?? 0) >= opts.proxies) { clearTimeout(timer); onAck = undefined; resolve(); } };
-        onAck();
-      });
+      const lastAckAt = Math.max(...(await Promise.all(fleets.map((f) => f.acked(version)))));
       client.push(lastAckAt - t0);
       // The server counts the last ack when it reads it; poll briefly for its record.
       let conv: any;
@@ -170,19 +266,20 @@ export async function runConvergenceBench(opts: ConvergenceOptions): Promise<Con
       rss_mb: rss, rss_idle_mb: rssIdle,
     };
   } finally {
-    for (const ws of sockets) ws.terminate();
+    await closeFleets?.();
     child.kill('SIGTERM');
     await new Promise<void>((r) => { if (child.exitCode !== null) r(); else { child.once('exit', () => r()); setTimeout(() => { child.kill('SIGKILL'); r(); }, 3000).unref(); } });
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
-if (require.main === module) {
+if (require.main === module && isMainThread) {
   (async () => {
     const applies = Number(process.env.APPLIES ?? 20);
     for (const egress of [2, 'all'] as const) {
       for (const proxies of [100, 1000]) {
-        const r = await runConvergenceBench({ proxies, applies, egress, log: (l) => process.stderr.write(`${l}\n`) });
+        const workers = process.env.WORKERS === undefined ? undefined : Number(process.env.WORKERS);
+        const r = await runConvergenceBench({ proxies, applies, egress, workers, log: (l) => process.stderr.write(`${l}\n`) });
         process.stdout.write(`${JSON.stringify(r)}\n`);
       }
     }
