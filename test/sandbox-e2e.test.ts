@@ -4,7 +4,7 @@
 import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 
 const ROOT = path.join(__dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'pillion.js');
@@ -205,4 +205,26 @@ t.test('sandbox: a failed up removes what it made', { skip: SKIP }, async (t) =>
   const down = pillion(['sandbox', 'down', '--state-dir', dir]);
   t.equal(down.code, 0);
   t.match(down.err, /nothing to remove/);
+});
+
+t.test('sandbox: down after an up that was killed half-way', { skip: SKIP }, async (t) => {
+  const dir = `${STATE}-killed`;
+  t.teardown(() => { pillion(['sandbox', 'down', '--state-dir', dir]); });
+  const child = spawn('env', ['-i', `PATH=${process.env.PATH}`, process.execPath, BIN, 'sandbox', 'up', '--state-dir', dir], { stdio: 'ignore' });
+  const exited = new Promise((r) => child.once('exit', r));
+  // Mid-build: after the namespaces, while processes are being started or waited for.
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline && !fs.existsSync('/etc/netns/pillion-backend')) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 300));
+  child.kill('SIGKILL');
+  await exited;
+  t.ok(fs.existsSync(path.join(dir, 'state.json')), 'the state file survived the kill');
+  const state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8'));
+  t.ok(state.namespaces.length > 0, `the killed up had made namespaces: ${state.namespaces.join(' ')}`);
+  const down = pillion(['sandbox', 'down', '--state-dir', dir]);
+  t.equal(down.code, 0, down.err);
+  t.same(namespaces().filter((n) => ['pillion-net', FRONTEND, BACKEND].includes(n)), [], 'no namespace left');
+  for (const ns of ['pillion-net', FRONTEND, BACKEND]) t.notOk(fs.existsSync(`/etc/netns/${ns}`), `/etc/netns/${ns} removed`);
+  t.same(state.processes.map((p: { pid: number }) => p.pid).filter((pid: number) => fs.existsSync(`/proc/${pid}`)), [], 'no process left');
+  t.notOk(fs.existsSync(dir), 'state directory removed');
 });

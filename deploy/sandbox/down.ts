@@ -32,7 +32,11 @@ export async function teardown(stateDir: string, state: SandboxState, log: (line
   // Children before their parent (/etc/netns itself, when up had to make it).
   for (const dir of [...state.etcDirs].reverse()) {
     fs.rmSync(path.join(dir, 'hosts'), { force: true });
-    try { fs.rmdirSync(dir); } catch (err) { log(`left ${dir}: ${(err as Error).message}`); }
+    try {
+      fs.rmdirSync(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log(`left ${dir}: ${(err as Error).message}`);
+    }
   }
   // Our files in the state directory; the directory itself only if up made it.
   for (const name of ['logs', 'pods', 'control', 'policies.yaml']) fs.rmSync(path.join(stateDir, name), { recursive: true, force: true });

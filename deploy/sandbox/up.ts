@@ -71,10 +71,11 @@ async function build(o: UpOptions, state: SandboxState, save: () => void): Promi
   const gateway = `${prefix}1`;
   const node = process.execPath;
   const cli = path.join(root, 'bin', 'pillion.js');
+  // Recorded before it is made: an `up` killed in between leaves nothing `down` cannot see.
   const addNetns = (ns: string) => {
-    run('ip', ['netns', 'add', ns]);
     state.namespaces.push(ns);
     save();
+    run('ip', ['netns', 'add', ns]);
     run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
   };
 
@@ -104,16 +105,16 @@ async function build(o: UpOptions, state: SandboxState, save: () => void): Promi
     '',
   ].join('\n');
   if (!fs.existsSync(ETC_NETNS)) {
-    fs.mkdirSync(ETC_NETNS, { mode: 0o755 });
     state.etcDirs.push(ETC_NETNS);
     save();
+    fs.mkdirSync(ETC_NETNS, { mode: 0o755 });
   }
   for (const ns of [NET_NS, ...pods.map((p) => p.ns)]) {
     const dir = path.join(ETC_NETNS, ns);
     if (!fs.existsSync(dir)) {
-      fs.mkdirSync(dir, { recursive: true });
       state.etcDirs.push(dir);
       save();
+      fs.mkdirSync(dir, { recursive: true });
     }
     fs.writeFileSync(path.join(dir, 'hosts'), hosts, { mode: 0o644 });
   }
