@@ -50,8 +50,6 @@ export type ServerToProxy = ConfigMessage | ErrorMessage;
 export const CLOSE_PROTOCOL_ERROR = 4400;
 /** Another connection with the same proxy id took over. */
 export const CLOSE_REPLACED = 4409;
-/** The server is shutting down. */
-export const CLOSE_GOING_AWAY = 1001;
 
 /** The longest a NACK reason may be on the wire; longer ones are cut. */
 export const MAX_REASON_LENGTH = 2000;
