@@ -68,3 +68,42 @@ t.test('without the addon: explicit mode, and the reason is given', async (t) =>
   t.match(out.support.reason, linux ? /not built/ : /Linux/);
   t.equal(out.dst, null);
 });
+
+/** `pillion proxy` on ephemeral ports; resolves with its admin port once it listens. */
+async function startProxy(env: NodeJS.ProcessEnv): Promise<{ admin: number; stop(): Promise<void> }> {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/pillion.js'), 'proxy', '--service', 'transparent-test',
+    '--inbound-port', '0', '--outbound-port', '0', '--admin-port', '0'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const stop = () => new Promise<void>((r) => {
+    if (child.exitCode !== null || child.signalCode !== null) return r();
+    child.once('exit', () => r());
+    child.kill('SIGKILL');
+  });
+  let err = '';
+  const admin = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`proxy did not start: ${err}`)), 15_000);
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d;
+      const m = /"msg":"listening".*"admin":(\d+)/.exec(err);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    });
+    child.once('exit', () => { clearTimeout(timer); reject(new Error(`proxy exited: ${err}`)); });
+  }).catch(async (e) => { await stop(); throw e; });
+  return { admin, stop };
+}
+
+async function transparentInDump(admin: number): Promise<Record<string, unknown>> {
+  const res = await fetch(`http://127.0.0.1:${admin}/config_dump`);
+  return ((await res.json()) as { transparent: Record<string, unknown> }).transparent;
+}
+
+t.test('/config_dump says whether the proxy can run transparently, and why not', async (t) => {
+  const without = await startProxy({ PATH: process.env.PATH, PILLION_ORIGINAL_DST_ADDON: '/nonexistent/original_dst.node' });
+  t.teardown(without.stop);
+  t.match(await transparentInDump(without.admin), { available: false, reason: linux ? /not built/ : /Linux/, mode: 'explicit' });
+  if (linux && fs.existsSync(BUILT)) {
+    const withAddon = await startProxy({ PATH: process.env.PATH });
+    t.teardown(withAddon.stop);
+    t.same(await transparentInDump(withAddon.admin), { available: true });
+  }
+});
