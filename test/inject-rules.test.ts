@@ -140,3 +140,16 @@ t.test('an app running as the proxy UID is injected with a warning', async (t) =
   const clean = injectPodTemplate(pod(), opts);
   t.same(clean.injected && clean.warnings, []);
 });
+
+t.test('the service name is the first candidate that is a DNS label', async (t) => {
+  const svc = (labels: Record<string, string>, fallback?: string) => {
+    const d = injectPodTemplate({ metadata: { labels }, spec: { containers: [{ name: 'c', image: 'i' }] } }, opts, fallback);
+    if (!d.injected) throw new Error('not injected');
+    const proxy = d.template.spec.initContainers!.find((c) => c.name === 'pillion-proxy') as Obj;
+    return proxy.args[proxy.args.indexOf('--service') + 1];
+  };
+  t.equal(svc({ 'app.kubernetes.io/name': 'ratings', app: 'other' }), 'ratings');
+  t.equal(svc({ 'app.kubernetes.io/name': 'My_Ratings', app: 'ratings' }), 'ratings', 'an invalid label value is passed over');
+  t.equal(svc({ app: 'Web.App' }, 'web'), 'web', 'then the workload name');
+  t.throws(() => svc({ app: 'Web.App' }, 'web.v2'), /cannot tell the service name \("Web.App", "web.v2" are not a DNS label\)/);
+});

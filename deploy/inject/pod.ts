@@ -134,9 +134,13 @@ function serviceName(annotations: Record<string, string>, labels: Record<string,
     }
     return explicit;
   }
-  const name = labels['app.kubernetes.io/name'] ?? labels['app'] ?? fallback;
+  // The proxy takes only a DNS label as --service (as TrafficPolicy names services), so a label
+  // value such as "My_App" is passed over for the next candidate rather than crash-looping the proxy.
+  const candidates = [labels['app.kubernetes.io/name'], labels['app'], fallback].filter((c): c is string => Boolean(c));
+  const name = candidates.find((c) => DNS_LABEL.test(c));
   if (!name) {
-    throw new InjectError('INJECT_BAD_OBJECT', `cannot tell the service name: set the app.kubernetes.io/name or app label (or the ${ANNOTATION_SERVICE} annotation)`);
+    const seen = candidates.length ? ` (${candidates.map((c) => JSON.stringify(c)).join(', ')} ${candidates.length > 1 ? 'are' : 'is'} not a DNS label)` : '';
+    throw new InjectError('INJECT_BAD_OBJECT', `cannot tell the service name${seen}: set the app.kubernetes.io/name or app label (or the ${ANNOTATION_SERVICE} annotation)`);
   }
   return name;
 }
