@@ -1,6 +1,6 @@
 // Every manifest under deploy/ and every output of `pillion inject` must be a valid Kubernetes
 // object, checked two ways against the API schemas that kubernetes-models ships (Kubernetes
-// 1.3x, so the native-sidecar restartPolicy is in them): its validators (types, required fields,
+// 1.32-era, so the native-sidecar restartPolicy is in them): its validators (types, required fields,
 // enums, formats), and its TypeScript types with excess-property checks, which catch misspelt
 // or misplaced fields that the OpenAPI schemas let through. Then the kustomization's wiring:
 // names, ports, Secrets and the caBundle replacement all refer to things that exist.
