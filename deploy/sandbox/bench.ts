@@ -41,7 +41,7 @@ export function sandboxBench(o: BenchOptions): BenchRow[] {
   if (process.geteuid?.() !== 0) throw new SandboxError('must run as root (it runs wrk and iptables inside the pods)');
   const state = readState(o.stateDir);
   if (!state?.ready) throw new SandboxError(`no running sandbox in ${o.stateDir}; run \`pillion sandbox up\` first`);
-  if (tryRun('wrk', ['--version']).stdout === '' && tryRun('which', ['wrk']).status !== 0) throw new SandboxError('wrk not found on PATH; install wrk');
+  if (tryRun('wrk', ['-v']).status === null) throw new SandboxError('wrk not found on PATH; install wrk');
   const topoPods = state.ready.pods;
   // The first pod that calls another is the client; its first callee is the target.
   const names = new Set(topoPods.map((p) => p.name));

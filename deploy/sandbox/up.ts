@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
 import { netnsExists, run, SandboxError, tryRun } from './commands';
-import { isRunning, startInNetns, stopProcesses } from './processes';
+import { isRunning, startInNetns } from './processes';
 import { waitForHttp } from './probe';
 import { emptyState, readState, SandboxState, writeState } from './state';
 import { subnetPrefix, Topology } from './topology';
@@ -223,4 +223,3 @@ function withLog(err: SandboxError, logs: string, role: string): SandboxError {
   return tail ? new SandboxError(`${err.message} (${role}: ${tail.slice(0, 600)})`) : err;
 }
 
-export { stopProcesses };
