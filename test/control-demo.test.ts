@@ -77,7 +77,9 @@ t.test('the demo mesh and its walkthrough', async (t) => {
   const burst = await Promise.all(Array.from({ length: 30 }, (_, i) => get(fe, `/?i=${i}`)));
   const codes = burst.map((r) => r.status);
   const limited = burst.find((r) => r.status === 429)?.body;
-  t.ok(codes.filter((c) => c === 200).length >= 10, 'the burst allowance passes');
+  // 10 tokens, one spent by step 1, plus whatever refilled meanwhile.
+  t.ok(codes.filter((c) => c === 200).length >= 9, `the burst allowance passes: ${codes.join(' ')}`);
+  t.same([...new Set(codes)].sort(), [200, 429], 'nothing but 200 and 429');
   t.ok(codes.includes(429), `429 in the burst: ${codes.join(' ')}`);
   t.equal(limited?.backend?.reason, 'rate-limited');
 
