@@ -20,12 +20,17 @@ export interface RoundSample {
   readonly fixedRateCpuPer1k?: number;
   /** Resident memory of the proxy's processes after the run, MB. */
   readonly rssMb?: number;
+  /** The machine's 1-minute load average at the end of the sample (others' work shows here). */
+  readonly loadAvg1?: number;
   readonly error?: string;
 }
 
 export interface ScenarioSummary {
   readonly rounds: number;
   readonly rps: number;
+  /** Lowest and highest req/s over the rounds: how noisy the machine was. */
+  readonly rpsMin: number;
+  readonly rpsMax: number;
   readonly p50Ms: number;
   readonly p90Ms: number;
   readonly p99Ms: number;
@@ -34,6 +39,8 @@ export interface ScenarioSummary {
     readonly p50Ms: number; readonly p90Ms: number; readonly p99Ms: number;
     readonly addedP50Ms: number; readonly addedP90Ms: number; readonly addedP99Ms: number;
     readonly achievedRate: number; readonly errors: number;
+    /** The generator's own CPU as a share of one core (it must not dominate the machine). */
+    readonly generatorCpuShare: number;
   };
   readonly cpuPer1k: { readonly throughput: number; readonly fixedRate: number };
   readonly rssMb: number;
@@ -92,5 +99,7 @@ export interface BenchResults {
   readonly scenarios: readonly ScenarioResult[];
   readonly convergence: ConvergenceResult;
   readonly bars: readonly Bar[];
+  /** 1-minute load average over the samples: min, median, max. */
+  readonly load: { readonly min: number; readonly median: number; readonly max: number };
   readonly otlpSink: { readonly exportRequests: number; readonly bytes: number };
 }

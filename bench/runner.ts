@@ -1,10 +1,12 @@
 // One bench run: set up, start the upstream, then rounds of every scenario in rotated order
 // (so drift on a shared machine spreads over all of them), then summarise and write.
 import path from 'node:path';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { startChild, waitForHttp, Child } from './child';
 import { usageOf } from './proc';
+import { median } from './stats';
 import { ensurePrograms, programPath } from './setup';
 import { describeMachine } from './machine';
 import { runWrk } from './load/wrk';
@@ -53,7 +55,7 @@ async function measure(scenario: Scenario, ctx: ScenarioContext, opts: BenchOpti
     const u2 = usageOf(target.pids);
     const charged = target.pids.length > 0;
     return {
-      round, throughput, fixedRate,
+      round, throughput, fixedRate, loadAvg1: os.loadavg()[0],
       ...(charged ? {
         throughputCpuPer1k: (u1.cpuSeconds - u0.cpuSeconds) / (throughput.requests / 1000),
         fixedRateCpuPer1k: (u2.cpuSeconds - u1.cpuSeconds) / (fixedRate.completed / 1000),
@@ -154,15 +156,16 @@ export async function runBench(opts: BenchOptions): Promise<BenchResults> {
       fixedRate: { tool: 'bench/load/fixed-rate-worker', rate: FIXED.rate, connections: FIXED.connections, seconds: opts.fixedRateSeconds, responseBytes: FIXED.responseBytes },
     };
     const sink = otlp.stats();
+    const loads = [...samples.values()].flat().map((x) => x.loadAvg1).filter((v): v is number => v !== undefined);
     const results: BenchResults = {
       format: 1, startedAt, finishedAt: new Date().toISOString(), command: opts.command, quick: opts.quick,
       gitCommit: gitCommit(opts.root), machine, setup, settings, scenarios: scenarioResults, convergence,
       bars: computeBars(scenarioResults, convergence),
+      load: { min: Math.min(...loads), median: median(loads), max: Math.max(...loads) },
       otlpSink: { exportRequests: sink.requests, bytes: sink.bytes },
     };
     writeFileSync(path.join(opts.outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
-    writeFileSync(path.join(opts.outDir, 'latest.svg'), renderSvg(results));
-    writeFileSync(path.join(opts.outDir, 'latest.md'), renderMarkdown(results, 'latest.svg'));
+    writeReports(opts.outDir, results);
     log(`results: ${path.join(opts.outDir, 'latest.md')} (+ .json, .svg)`);
     return results;
   } finally {
@@ -171,9 +174,20 @@ export async function runBench(opts: BenchOptions): Promise<BenchResults> {
   }
 }
 
+function writeReports(dir: string, results: BenchResults): void {
+  writeFileSync(path.join(dir, 'latest.svg'), renderSvg(results));
+  writeFileSync(path.join(dir, 'latest.md'), renderMarkdown(results, 'latest.svg'));
+}
+
+/** Rewrites latest.md and latest.svg from latest.json (after a change to the reports). */
+export function renderResults(dir: string): void {
+  // JSON has no NaN: unmeasured figures come back as null, which the reports print as "–".
+  const results = JSON.parse(readFileSync(path.join(dir, 'latest.json'), 'utf8'), (_k, v) => (v === null ? NaN : v)) as BenchResults;
+  writeReports(dir, results);
+}
+
 /** The upstream prints {"port":N} once listening. */
 async function readPort(child: Child, stdoutFile: string): Promise<number> {
-  const { readFileSync } = await import('node:fs');
   for (let i = 0; i < 100; i++) {
     try {
       const m = /"port":(\d+)/.exec(readFileSync(stdoutFile, 'utf8'));

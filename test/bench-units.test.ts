@@ -73,7 +73,7 @@ function sample(round: number, rps: number, p50 = 1, cpu?: number): RoundSample 
   return {
     round,
     throughput: { requestsPerSecond: rps, requests: rps * 10, p50Ms: p50, p90Ms: p50 * 2, p99Ms: p50 * 3, errors: 0 },
-    fixedRate: { scheduled: 1000, completed: 1000, errors: 0, achievedRate: 1000, p50Ms: p50, p90Ms: p50 * 2, p99Ms: p50 * 4, maxMs: 9, generatorCpuSeconds: 0.1 },
+    fixedRate: { scheduled: 1000, completed: 1000, errors: 0, achievedRate: 1000, p50Ms: p50, p90Ms: p50 * 2, p99Ms: p50 * 4, maxMs: 9, generatorCpuSeconds: 0.1, generatorCpuShare: 0.05 },
     ...(cpu === undefined ? {} : { throughputCpuPer1k: cpu, fixedRateCpuPer1k: cpu * 2, rssMb: 50 }),
   };
 }
@@ -93,6 +93,9 @@ t.test('ratios are taken within a round, then the median over rounds', async (t)
   const s = summarize('pillion', samples)!;
   t.equal(s.rounds, 2, 'failed rounds are left out');
   t.equal(s.rps, 270);
+  t.equal(s.rpsMin, 90);
+  t.equal(s.rpsMax, 450);
+  t.equal(s.fixed.generatorCpuShare, 0.05);
   t.equal(s.vsDirect, 0.45);
   t.equal(s.vsHttpProxy, 0.9);
   t.ok(Number.isNaN(s.vsNginx), 'no nginx in this run');
@@ -134,12 +137,13 @@ t.test('bars: issue 2 and 4 from this run, unmeasured ones say so', async (t) =>
     },
     scenarios: [...fixed, { name: 'nginx', label: 'nginx', hops: 1, status: 'skipped', reason: 'not installed', samples: [] }],
     convergence: { status: 'skipped', reason: 'not there', points: [] },
-    bars, otlpSink: { exportRequests: 3, bytes: 100 },
+    bars, load: { min: 0.5, median: 1.5, max: 3 }, otlpSink: { exportRequests: 3, bytes: 100 },
   };
   const md = renderMarkdown(res, 'latest.svg');
   t.match(md, /\| pillion \| 1 \| 440 \| 0\.44x \| 0\.88x \| – \|/);
   t.match(md, /- nginx: skipped: not installed/);
   t.match(md, /Test CPU, 2 cores/);
+  t.match(md, /load average during the run was 1\.5 \(0\.5–3\.0\)/);
   const svg = renderSvg(res);
   t.match(svg, /^<svg /);
   t.match(svg, />pillion-trace-1</);

@@ -21,6 +21,8 @@ export interface FixedRateWorkerResult {
   readonly maxMs: number;
   /** The generator's own CPU seconds (user + system) over the run. */
   readonly generatorCpuSeconds: number;
+  /** The same as a share of one core over the run's duration. */
+  readonly generatorCpuShare: number;
 }
 
 interface Options {
@@ -88,6 +90,7 @@ function run(opts: Options): Promise<FixedRateWorkerResult> {
         p50Ms: percentileSorted(sorted, 50), p90Ms: percentileSorted(sorted, 90), p99Ms: percentileSorted(sorted, 99),
         maxMs: count ? sorted[count - 1]! : NaN,
         generatorCpuSeconds: (cpu.user + cpu.system) / 1e6,
+        generatorCpuShare: (cpu.user + cpu.system) / 1e3 / opts.durationMs,
       });
     };
 

@@ -9,7 +9,8 @@ const signed = (v: number | undefined) => (v !== undefined && Number.isFinite(v)
 
 function throughputRow(r: ScenarioResult): string {
   const s = r.summary!;
-  return `| ${r.name} | ${r.hops} | ${n0(s.rps)} | ${x2(s.vsDirect)} | ${x2(s.vsHttpProxy)} | ${x2(s.vsNginx)} | ${n2(s.p50Ms)} | ${n2(s.p99Ms)} | ${n3(s.cpuPer1k.throughput)} | ${n0(s.rssMb)} |`;
+  const range = s.rounds > 1 ? ` (${n0(s.rpsMin)}–${n0(s.rpsMax)})` : '';
+  return `| ${r.name} | ${r.hops} | ${n0(s.rps)}${range} | ${x2(s.vsDirect)} | ${x2(s.vsHttpProxy)} | ${x2(s.vsNginx)} | ${n2(s.p50Ms)} | ${n2(s.p99Ms)} | ${n3(s.cpuPer1k.throughput)} | ${n0(s.rssMb)} |`;
 }
 
 function fixedRow(r: ScenarioResult): string {
@@ -26,20 +27,24 @@ export function renderMarkdown(res: BenchResults, chartFile: string | undefined)
   out.push(`Run ${res.startedAt} with \`${res.command}\`${res.gitCommit ? ` at commit ${res.gitCommit.slice(0, 10)}` : ''}.`, '');
   out.push(`Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}, kernel ${m.kernel}, Node ${m.node}`
     + `${Object.keys(m.tools).length ? `; ${Object.entries(m.tools).map(([k, v]) => `${k}: ${v}`).join(', ')}` : ''}.`
-    + ' Load generator, proxy and upstream share these cores on loopback.', '');
+    + ' Load generator, proxy and upstream share these cores on loopback.'
+    + (Number.isFinite(res.load?.median) ? ` The 1-minute load average during the run was ${res.load.median.toFixed(1)} (${res.load.min.toFixed(1)}–${res.load.max.toFixed(1)});`
+      + ` above ${m.cores} the machine was shared with other work, so compare ratios from this run rather than absolute figures.` : ''), '');
   out.push(`Method: ${st.rounds} round(s); in each, every scenario in turn (order rotated per round) is started fresh, warmed`
     + ` for ${st.warmupSeconds}s, then measured. Figures are medians over rounds; ratios are medians of same-round ratios.`
     + ` CPU is the proxy processes' own utime+stime from /proc; memory is their RSS after the run.`, '');
   if (chartFile) out.push(`![req/s and latency per scenario](${chartFile})`, '');
 
   out.push(`## Maximum throughput: \`wrk -t${st.throughput.threads} -c${st.throughput.connections} -d${st.throughput.seconds}s\`, ${st.throughput.responseBytes}-byte responses`, '');
-  out.push('| scenario | hops | req/s | × direct | × http-proxy | × nginx | p50 ms | p99 ms | CPU s / 1k req | RSS MB |');
+  out.push('| scenario | hops | req/s (range over rounds) | × direct | × http-proxy | × nginx | p50 ms | p99 ms | CPU s / 1k req | RSS MB |');
   out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of ok) out.push(throughputRow(r));
   out.push('');
 
   out.push(`## Fixed rate: ${st.fixedRate.rate.toLocaleString('en-US')} req/s over ${st.fixedRate.connections} connections for ${st.fixedRate.seconds}s, ${st.fixedRate.responseBytes}-byte responses`, '');
-  out.push('Latency in ms; "added" is over direct in the same round. At 1,000 req/s, CPU seconds per 1,000 requests equals the vCPU the proxy uses.', '');
+  const gen = Math.max(...ok.map((r) => r.summary!.fixed.generatorCpuShare).filter(Number.isFinite));
+  out.push('Latency in ms; "added" is over direct in the same round. At 1,000 req/s, CPU seconds per 1,000 requests equals the vCPU the proxy uses.'
+    + `${Number.isFinite(gen) ? ` The generator itself used at most ${(gen * 100).toFixed(0)}% of one core.` : ''}`, '');
   out.push('| scenario | p50 | p90 | p99 | added p50 | added p90 | added p99 | vCPU at 1k req/s | RSS MB |');
   out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of ok) out.push(fixedRow(r));

@@ -36,6 +36,8 @@ export function summarize(name: string, all: Samples): ScenarioSummary | undefin
   return {
     rounds: mine.length,
     rps: m((s) => s.throughput!.requestsPerSecond),
+    rpsMin: Math.min(...mine.map((s) => s.throughput!.requestsPerSecond)),
+    rpsMax: Math.max(...mine.map((s) => s.throughput!.requestsPerSecond)),
     p50Ms: m((s) => s.throughput!.p50Ms),
     p90Ms: m((s) => s.throughput!.p90Ms),
     p99Ms: m((s) => s.throughput!.p99Ms),
@@ -49,6 +51,7 @@ export function summarize(name: string, all: Samples): ScenarioSummary | undefin
       addedP99Ms: added('p99Ms'),
       achievedRate: m((s) => s.fixedRate!.achievedRate),
       errors: mine.reduce((n, s) => n + s.fixedRate!.errors, 0),
+      generatorCpuShare: m((s) => s.fixedRate!.generatorCpuShare),
     },
     cpuPer1k: { throughput: m((s) => s.throughputCpuPer1k), fixedRate: m((s) => s.fixedRateCpuPer1k) },
     rssMb: m((s) => s.rssMb),

@@ -20,7 +20,7 @@ export function renderSvg(res: BenchResults): string {
   const h1 = rows.length * rowH;
   const top2 = top1 + h1 + 70;
   const h2 = rows.length * rowH;
-  const height = top2 + h2 + 50;
+  const height = top2 + h2 + 60;
   const maxRps = niceMax(Math.max(...rows.map((r) => r.summary!.rps)));
   const maxLat = niceMax(Math.max(...rows.map((r) => r.summary!.fixed.p99Ms).filter(Number.isFinite)));
   const colour = (name: string) => (name.startsWith('pillion') ? '#d9480f' : name === 'direct' ? '#868e96' : '#1c7ed6');
@@ -36,12 +36,22 @@ export function renderSvg(res: BenchResults): string {
     s.push(`<rect x="${labelW}" y="${y + 3}" width="${w.toFixed(1)}" height="${rowH - 6}" fill="${colour(r.name)}"/>`);
     s.push(`<text x="${(labelW + w + 4).toFixed(1)}" y="${y + 14}">${Math.round(r.summary!.rps).toLocaleString('en-US')}</text>`);
   });
-  s.push(`<text x="10" y="${top2 - 22}" font-size="15" font-weight="bold">Latency at ${st.fixedRate.rate} req/s over ${st.fixedRate.connections} connections, ${st.fixedRate.responseBytes} B (ms): p50 dark, p99 light</text>`);
+  // Latency spans three decades (p50 near 0.1 ms, p99 up to 100s of ms on a busy machine):
+  // a log axis keeps p50 visible.
+  const lo = 0.05;
+  const hi = 10 ** Math.ceil(Math.log10(Math.max(maxLat, 1)));
+  const xOf = (ms: number) => (Number.isFinite(ms) && ms > lo ? (Math.log10(ms / lo) / Math.log10(hi / lo)) * plotW : 0);
+  s.push(`<text x="10" y="${top2 - 22}" font-size="15" font-weight="bold">Latency at ${st.fixedRate.rate} req/s over ${st.fixedRate.connections} connections, ${st.fixedRate.responseBytes} B (ms, log scale): p50 dark, p99 light</text>`);
+  for (let tick = 0.1; tick <= hi; tick *= 10) {
+    const x = (labelW + xOf(tick)).toFixed(1);
+    s.push(`<line x1="${x}" y1="${top2 - 4}" x2="${x}" y2="${top2 + h2}" stroke="#ddd"/>`);
+    s.push(`<text x="${x}" y="${top2 + h2 + 14}" text-anchor="middle" fill="#555">${tick >= 1 ? tick.toFixed(0) : tick.toFixed(1)}</text>`);
+  }
   rows.forEach((r, i) => {
     const y = top2 + i * rowH;
     const f = r.summary!.fixed;
-    const w99 = Number.isFinite(f.p99Ms) ? (f.p99Ms / maxLat) * plotW : 0;
-    const w50 = Number.isFinite(f.p50Ms) ? (f.p50Ms / maxLat) * plotW : 0;
+    const w99 = xOf(f.p99Ms);
+    const w50 = xOf(f.p50Ms);
     s.push(`<text x="${labelW - 6}" y="${y + 14}" text-anchor="end">${esc(r.name)}</text>`);
     s.push(`<rect x="${labelW}" y="${y + 3}" width="${w99.toFixed(1)}" height="${rowH - 6}" fill="${colour(r.name)}" fill-opacity="0.35"/>`);
     s.push(`<rect x="${labelW}" y="${y + 3}" width="${w50.toFixed(1)}" height="${rowH - 6}" fill="${colour(r.name)}"/>`);

@@ -4,7 +4,8 @@ import { CliError } from '../errors';
 import { parseFlags, durationFlag } from '../args';
 
 const USAGE = `usage: pillion bench [--quick] [--scenario a,b,...] [--rounds N] [--duration 10s] [--warmup 2s]
-                     [--out DIR] [--no-install] [--no-convergence] [--list]`;
+                     [--out DIR] [--no-install] [--no-convergence] [--list] [--render]
+  --render: rewrite DIR/latest.md and latest.svg from DIR/latest.json without running anything`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseFlags('bench', argv, {
@@ -17,6 +18,7 @@ export async function run(argv: string[]): Promise<number> {
     'no-install': { type: 'boolean' },
     'no-convergence': { type: 'boolean' },
     list: { type: 'boolean' },
+    render: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -24,7 +26,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   // Loaded here so that `pillion --help` does not pay for the bench.
-  const { runBench, allScenarios, slowScenarios } = await import('../../bench');
+  const { runBench, renderResults, allScenarios, slowScenarios } = await import('../../bench');
   if (values.list) {
     for (const s of allScenarios) process.stdout.write(`${s.name.padEnd(24)} ${s.label}\n`);
     return 0;
@@ -53,6 +55,12 @@ export async function run(argv: string[]): Promise<number> {
   const warmupSeconds = Math.round(warmupMs / 1000);
 
   const root = path.resolve(__dirname, '..', '..', '..');
+  if (values.render) {
+    const dir = path.resolve(values.out ?? path.join(root, 'bench', 'results'));
+    renderResults(dir);
+    process.stdout.write(`${path.join(dir, 'latest.md')}\n`);
+    return 0;
+  }
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const outDir = path.resolve(values.out ?? path.join(root, 'bench', 'results', ...(quick ? ['raw', 'quick'] : [])));
   const rawDir = path.join(root, 'bench', 'results', 'raw', `${stamp}${quick ? '-quick' : ''}`);
