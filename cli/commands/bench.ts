@@ -41,14 +41,16 @@ export async function run(argv: string[]): Promise<number> {
       throw new CliError(`pillion bench: unknown scenario ${JSON.stringify(unknown.join(','))}; known: ${known.join(', ')}`, 2);
     }
   }
-  let rounds = quick ? 1 : 3;
+  // More, shorter rounds rather than fewer long ones: on a shared machine, interleaving is
+  // what cancels a neighbour's burst.
+  let rounds = quick ? 1 : 5;
   if (values.rounds !== undefined) {
     if (!/^\d+$/.test(values.rounds) || Number(values.rounds) < 1 || Number(values.rounds) > 50) {
       throw new CliError(`pillion bench: --rounds must be an integer 1-50 (got ${JSON.stringify(values.rounds)})`, 2);
     }
     rounds = Number(values.rounds);
   }
-  const durationMs = durationFlag('bench', 'duration', values.duration, quick ? 3000 : 10_000);
+  const durationMs = durationFlag('bench', 'duration', values.duration, quick ? 3000 : 6000);
   const warmupMs = durationFlag('bench', 'warmup', values.warmup, quick ? 1000 : 2000);
   // wrk counts whole seconds.
   const seconds = Math.max(1, Math.round(durationMs / 1000));
