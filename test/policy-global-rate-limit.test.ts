@@ -167,7 +167,9 @@ t.test('redis unreachable: fail open, log once, count it; sharing resumes when r
     return { ok, bound: 5 + Math.ceil((5 * (Date.now() - started)) / 1000) + plan.increaseAmount + plan.batch + 1 };
   };
   const shared = await burst(30);
-  t.ok(shared.ok >= 5 && shared.ok <= shared.bound, `shared budget enforced while redis is up (${shared.ok} of 30, bound ${shared.bound})`);
+  // (Fewer than 5 is possible: with a batch of one token, a request that arrives while the
+  // next token is being fetched is refused. Over-admission is what must never happen.)
+  t.ok(shared.ok >= 1 && shared.ok <= shared.bound, `shared budget enforced while redis is up (${shared.ok} of 30, bound ${shared.bound})`);
 
   await stopRedis(redis);
   await until('redis seen as down', async () => (await metric(p, 'pillion_ratelimit_redis_up')) === 0);

@@ -80,13 +80,15 @@ class SharedBudget {
   }
 
   private refill(): void {
-    if (this.fetching || this.closed || !this.link.up) return;
+    // A pending poll means the reservoir was empty (or Redis failed) moments ago: refused
+    // requests must not turn into a Redis call each.
+    if (this.fetching || this.closed || !this.link.up || this.pollTimer !== undefined) return;
     this.fetching = true;
     this.demand = false;
     this.fetch().then(() => {
       this.fetching = false;
       // Requests came while we were fetching and the batch is already half spent: go again.
-      if (this.demand && this.tokens <= this.plan.batch >> 1 && this.pollTimer === undefined) this.refill();
+      if (this.demand && this.tokens <= this.plan.batch >> 1) this.refill();
     }, (err: unknown) => {
       this.fetching = false;
       this.link.noteError();
@@ -132,10 +134,10 @@ class SharedBudget {
   }
 
   /**
-   * One Bottleneck limiter for the budget's lifetime. After a Redis restart Bottleneck
-   * re-creates its keys and re-registers itself (SETTINGS_KEY_NOT_FOUND, UNKNOWN_CLIENT), and a
-   * job whose registration failed during the outage stays first in its queue and is retried;
-   * a new limiter with the same id would race the old one's unsubscription instead.
+   * One Bottleneck limiter for the budget's lifetime. After a Redis restart its keys are
+   * re-created in place (reinitialise, above), and a job whose registration failed during the
+   * outage stays first in its queue and is retried; a new limiter with the same id would race
+   * the old one's unsubscription instead.
    */
   private currentLimiter(): Bottleneck {
     if (this.limiter) return this.limiter;
