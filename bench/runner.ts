@@ -179,10 +179,13 @@ function writeReports(dir: string, results: BenchResults): void {
   writeFileSync(path.join(dir, 'latest.md'), renderMarkdown(results, 'latest.svg'));
 }
 
-/** Rewrites latest.md and latest.svg from latest.json (after a change to the reports). */
+/** Recomputes the bars and rewrites latest.md and latest.svg from latest.json (after a change to the reports). */
 export function renderResults(dir: string): void {
   // JSON has no NaN: unmeasured figures come back as null, which the reports print as "–".
-  const results = JSON.parse(readFileSync(path.join(dir, 'latest.json'), 'utf8'), (_k, v) => (v === null ? NaN : v)) as BenchResults;
+  const parsed = JSON.parse(readFileSync(path.join(dir, 'latest.json'), 'utf8'), (_k, v) => (v === null ? NaN : v)) as BenchResults;
+  // The bars are derived data: recomputed, so a change to how they are read applies to old runs too.
+  const results: BenchResults = { ...parsed, bars: computeBars(parsed.scenarios, parsed.convergence) };
+  writeFileSync(path.join(dir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
   writeReports(dir, results);
 }
 

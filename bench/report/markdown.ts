@@ -54,6 +54,9 @@ export function renderMarkdown(res: BenchResults, chartFile: string | undefined)
     + ' their CPU and memory are for both sidecars together).', '');
 
   out.push('## Performance bars from the issues', '');
+  out.push('"Met" is judged on req/s, as the issues state it. The figure in parentheses answers the same question from'
+    + ' the proxies\' own CPU per request (the ratio of CPU seconds per 1,000 requests, same round), which a busy'
+    + ' neighbour moves far less than req/s.', '');
   out.push('| issue | what | goal | measured | met |');
   out.push('|---:|---|---|---|:---:|');
   for (const b of res.bars) out.push(`| ${b.issue} | ${b.what} | ${b.goal} | ${b.display || '–'} | ${b.pass === undefined ? '' : b.pass ? 'yes' : 'no'} |`);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { CliError } from '../errors';
 import { parseFlags, durationFlag } from '../args';
 
-const USAGE = `usage: pillion bench [--quick] [--scenario a,b,...] [--rounds N] [--duration 10s] [--warmup 2s]
+const USAGE = `usage: pillion bench [--quick] [--scenario a,b,...] [--rounds N] [--duration 6s] [--warmup 2s]
                      [--out DIR] [--no-install] [--no-convergence] [--list] [--render]
   --render: rewrite DIR/latest.md and latest.svg from DIR/latest.json without running anything`;
 
