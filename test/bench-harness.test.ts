@@ -78,7 +78,7 @@ t.test('pillion bench --quick on direct, Pillion and http-proxy', { skip: hasWrk
   // NaN in the run is null in JSON: direct has no proxy process to charge.
   t.equal(res.scenarios[0]!.summary!.cpuPer1k.throughput as number | null, null, 'no proxy CPU for direct');
   t.ok(Number.isFinite(pillion.vsHttpProxy));
-  t.match(res.bars.find((b) => b.issue === 2)!.display, /^\d+\.\d\dx$/);
+  t.match(res.bars.find((b) => b.issue === 2)!.display, /^\d+\.\d\dx \(by CPU per request: \d+\.\d\dx\)$/);
   t.equal(res.machine.cores, os.cpus().length);
   t.match(readFileSync(path.join(out, 'latest.md'), 'utf8'), /\| pillion \| 1 \| [\d,]+ \|/);
   t.match(readFileSync(path.join(out, 'latest.svg'), 'utf8'), /^<svg /);

@@ -65,7 +65,10 @@ export async function run(argv: string[]): Promise<number> {
   }
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const outDir = path.resolve(values.out ?? path.join(root, 'bench', 'results', ...(quick ? ['raw', 'quick'] : [])));
-  const rawDir = path.join(root, 'bench', 'results', 'raw', `${stamp}${quick ? '-quick' : ''}`);
+  // With --out, scratch goes there too, so a run elsewhere (the tests) leaves nothing in the checkout.
+  const rawDir = values.out !== undefined
+    ? path.join(outDir, 'raw', stamp)
+    : path.join(root, 'bench', 'results', 'raw', `${stamp}${quick ? '-quick' : ''}`);
   const convergence = values['no-convergence'] ? [] : quick
     ? [{ proxies: 100, applies: 5 }]
     : [{ proxies: 100, applies: 20 }, { proxies: 1000, applies: 20 }];
