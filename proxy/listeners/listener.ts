@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import type httpProxy from 'http-proxy';
 import type { Endpoint, RouteConfig, TrafficPolicy } from '../config';
 import { BadRequestError, DrainingError, NoRouteError, ProxyError, toProxyError } from '../errors';
-import type { Direction, RequestContext } from '../pipeline';
+import { CancelSignal, Direction, RequestContext } from '../pipeline';
 import { prepareRequestHeaders, responseHeaders } from '../forward/headers';
 import { abortAttempt, ClientGoneError, forwardUpgrade } from '../forward/forwarder';
 import type { ServiceRuntime, ServiceTable } from '../runtime/service-table';
@@ -200,7 +200,7 @@ class ListenerContext implements RequestContext {
   attemptCount = 0;
   upstream: string | undefined = undefined;
   replayBody: Buffer | undefined = undefined;
-  private controller: AbortController | undefined;
+  private signal: CancelSignal | undefined;
   private gone = false;
   private slotMap: Map<symbol, unknown> | undefined;
 
@@ -211,12 +211,12 @@ class ListenerContext implements RequestContext {
     readonly fallbackTarget: Endpoint | undefined, readonly res: ServerResponse,
   ) {}
 
-  get clientGone(): AbortSignal {
-    if (!this.controller) {
-      this.controller = new AbortController();
-      if (this.gone) this.controller.abort(new ClientGoneError());
+  get clientGone(): CancelSignal {
+    if (!this.signal) {
+      this.signal = new CancelSignal();
+      if (this.gone) this.signal.abort(new ClientGoneError());
     }
-    return this.controller.signal;
+    return this.signal;
   }
 
   get slots(): Map<symbol, unknown> {
@@ -225,7 +225,7 @@ class ListenerContext implements RequestContext {
 
   markClientGone(): void {
     this.gone = true;
-    this.controller?.abort(new ClientGoneError());
+    this.signal?.abort(new ClientGoneError());
   }
 }
 

@@ -1,6 +1,7 @@
 // The shape every policy shares: a request flows through stages to the forwarder.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TrafficPolicy, RouteConfig, Endpoint } from '../config';
+import type { CancelSignal } from './cancel-signal';
 
 export type Direction = 'inbound' | 'outbound';
 
@@ -24,7 +25,7 @@ export interface RequestContext {
   /** The client's response: only the listener and the forwarder touch it. */
   readonly res: ServerResponse;
   /** Aborted when the client goes away; stages combine it with their own deadlines. */
-  readonly clientGone: AbortSignal;
+  readonly clientGone: CancelSignal;
   /** Set by the forwarder: how many attempts were made and where the last one went. */
   attemptCount: number;
   upstream: string | undefined;
@@ -37,7 +38,7 @@ export interface RequestContext {
 /** Per-attempt options a stage may hand down to the forwarder. */
 export interface AttemptOptions {
   /** Aborts this attempt only (per-try timeout, overall timeout). */
-  readonly signal?: AbortSignal;
+  readonly signal?: CancelSignal;
 }
 
 /**

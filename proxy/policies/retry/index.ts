@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { RetryConfig, TrafficPolicy } from '../../config';
 import { UpstreamTimeoutError } from '../../errors';
 import { ClientGoneError } from '../../forward/forwarder';
-import type { AttemptOptions, Handler, RequestContext, Stage } from '../../pipeline';
+import type { AttemptOptions, CancelSignal, Handler, RequestContext, Stage } from '../../pipeline';
 import type { PolicyDeps, PolicyRuntime } from '../../listeners/policy-runtime';
 import type { Clock } from '../../runtime/clock';
 import { withDeadline } from '../timeout';
@@ -42,7 +42,7 @@ function bodyKind(req: IncomingMessage): BodyKind {
 }
 
 /** The body, read whole; gives up (with the deadline's error) when `signal` aborts. */
-function readBody(req: IncomingMessage, signal: AbortSignal | undefined): Promise<Buffer> {
+function readBody(req: IncomingMessage, signal: CancelSignal | undefined): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -68,15 +68,15 @@ function readBody(req: IncomingMessage, signal: AbortSignal | undefined): Promis
   });
 }
 
-function sleep(clock: Clock, ms: number, signals: readonly (AbortSignal | undefined)[]): Promise<void> {
+function sleep(clock: Clock, ms: number, signals: readonly (CancelSignal | undefined)[]): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const live = signals.filter((s): s is AbortSignal => s !== undefined);
+    const live = signals.filter((s): s is CancelSignal => s !== undefined);
     const aborted = live.find((s) => s.aborted);
     if (aborted) return reject(aborted.reason);
-    const onAbort = (ev: Event) => {
+    const onAbort = (ev: { target: CancelSignal }) => {
       clock.clearTimeout(timer);
       for (const s of live) s.removeEventListener('abort', onAbort);
-      reject((ev.target as AbortSignal).reason);
+      reject(ev.target.reason);
     };
     const timer = clock.setTimeout(() => {
       for (const s of live) s.removeEventListener('abort', onAbort);

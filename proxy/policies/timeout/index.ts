@@ -2,7 +2,7 @@
 // every attempt and backoff, up to the upstream's response headers.
 import { DEFAULT_TIMEOUT_MS, TrafficPolicy } from '../../config';
 import { UpstreamTimeoutError } from '../../errors';
-import type { Handler, Stage } from '../../pipeline';
+import { CancelSignal, Handler, Stage } from '../../pipeline';
 import type { PolicyDeps, PolicyRuntime } from '../../listeners/policy-runtime';
 
 export function createTimeoutPolicy(policy: TrafficPolicy | undefined, deps: Pick<PolicyDeps, 'clock'>): PolicyRuntime {
@@ -19,10 +19,10 @@ export function createTimeoutPolicy(policy: TrafficPolicy | undefined, deps: Pic
  * promise rejects with `onTimeout()` at once, even if `fn` ignores its signal.
  */
 export function withDeadline<T>(
-  clock: PolicyDeps['clock'], ms: number, parent: AbortSignal | undefined,
-  fn: (signal: AbortSignal) => Promise<T>, onTimeout: () => Error,
+  clock: PolicyDeps['clock'], ms: number, parent: CancelSignal | undefined,
+  fn: (signal: CancelSignal) => Promise<T>, onTimeout: () => Error,
 ): Promise<T> {
-  const controller = new AbortController();
+  const controller = new CancelSignal();
   const onParentAbort = () => controller.abort(parent!.reason);
   if (parent) {
     if (parent.aborted) controller.abort(parent.reason);
@@ -38,9 +38,9 @@ export function withDeadline<T>(
       clock.clearTimeout(timer);
       parent?.removeEventListener('abort', onParentAbort);
     };
-    fn(controller.signal).then(
+    fn(controller).then(
       (v) => { done(); resolve(v); },
-      (e) => { done(); reject(controller.signal.aborted && controller.signal.reason instanceof Error ? controller.signal.reason : e); },
+      (e) => { done(); reject(controller.aborted && controller.reason instanceof Error ? controller.reason : e); },
     );
   });
 }
