@@ -1,7 +1,7 @@
 // The Redis connection behind `scope: global`: one ioredis client wrapped in Bottleneck's
 // IORedisConnection, plus the up/down state the limiters read to fail open.
-import Bottleneck from 'bottleneck';
-import Redis from 'ioredis';
+import type Bottleneck from 'bottleneck';
+import type Redis from 'ioredis';
 import type { Logger } from '../../runtime/logger';
 import type { RateLimitMetrics } from './metrics';
 
@@ -21,7 +21,11 @@ export class RedisLink {
     this.errors = metrics.redisErrors.labels(service);
     this.upGauge = metrics.redisUp.labels(service);
     this.upGauge.set(0);
-    this.client = new Redis(url, {
+    // Loaded here, not at the top: only `scope: global` needs them, and every sidecar would
+    // otherwise pay their start-up time and memory.
+    const RedisClient: typeof Redis = require('ioredis');
+    const BottleneckLib: typeof Bottleneck = require('bottleneck');
+    this.client = new RedisClient(url, {
       // Fail fast while disconnected: a command must not wait in a queue behind an outage,
       // the request path is already failing open.
       enableOfflineQueue: false,
@@ -33,7 +37,7 @@ export class RedisLink {
     this.client.on('ready', () => this.markUp());
     this.client.on('error', (err: Error) => { this.errors.inc(); this.markDown(err); });
     this.client.on('close', () => this.markDown(undefined));
-    this.connection = new Bottleneck.IORedisConnection({ client: this.client });
+    this.connection = new BottleneckLib.IORedisConnection({ client: this.client });
     // Errors reach us through the client's own listener; this one only stops Bottleneck from
     // treating them as unhandled.
     this.connection.on('error', () => {});

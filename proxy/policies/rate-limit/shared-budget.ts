@@ -10,7 +10,7 @@
 // before its first batch arrives (the credit is repaid from that batch). Not covered: while
 // Redis is unreachable every proxy fails open, and a Redis restart without persistence
 // refills the reservoir.
-import Bottleneck from 'bottleneck';
+import type Bottleneck from 'bottleneck';
 import type { RateLimitConfig } from '../../config';
 import type { Clock } from '../../runtime/clock';
 import { KeyedStore } from './keyed-store';
@@ -142,7 +142,8 @@ class SharedBudget {
   private currentLimiter(): Bottleneck {
     if (this.limiter) return this.limiter;
     const { burst, increaseAmount, increaseIntervalMs } = this.plan;
-    this.limiter = new Bottleneck({
+    const BottleneckLib: typeof Bottleneck = require('bottleneck'); // lazily, as in redis-link.ts
+    this.limiter = new BottleneckLib({
       id: this.id,
       datastore: 'ioredis',
       connection: this.link.connection,
