@@ -1,6 +1,6 @@
-// Trace headers in and out: W3C and B3 (single and multi) accepted, all emitted with the same
-// position; the caller's sampling decision respected; without a collector, headers are carried
-// over (and translated) without new spans.
+// Trace headers in and out: W3C and B3 (single and multi) accepted; W3C emitted, and B3 in the
+// encoding the caller used (or what OTEL_PROPAGATORS says); the caller's sampling decision
+// respected; without a collector, headers are carried over (and translated) without new spans.
 import t from 'tap';
 import { IncomingHttpHeaders } from 'node:http';
 import { startProxy } from '../proxy';
@@ -37,7 +37,7 @@ function send(port: number, headers: Record<string, string>, id: string) {
   return request({ port, path: '/p', headers: { 'x-request-id': id, ...headers } });
 }
 
-t.test('B3 multi-header in: the SERVER span continues it; W3C and both B3 forms go out', async (t) => {
+t.test('B3 multi-header in: the SERVER span continues it; W3C and B3 multi go out', async (t) => {
   const h = await exporting(t);
   const r = await send(h.inbound, { 'x-b3-traceid': TRACE, 'x-b3-spanid': PARENT, 'x-b3-parentspanid': '0000000000000001', 'x-b3-sampled': '1' }, 'b3m');
   t.equal(r.status, 200);
@@ -46,7 +46,7 @@ t.test('B3 multi-header in: the SERVER span continues it; W3C and both B3 forms 
   t.equal(span!.parentSpanId, PARENT);
   const got = h.seen[0]!;
   t.equal(got.traceparent, `00-${TRACE}-${span!.spanId}-01`);
-  t.equal(got.b3, `${TRACE}-${span!.spanId}-1`);
+  t.equal(got.b3, undefined, 'the single-header form only to callers that used it');
   t.equal(got['x-b3-traceid'], TRACE);
   t.equal(got['x-b3-spanid'], span!.spanId);
   t.equal(got['x-b3-sampled'], '1');
@@ -64,6 +64,18 @@ t.test('B3 single header in, including a 64-bit trace id', async (t) => {
   t.equal(full.parentSpanId, PARENT);
   t.equal(short.traceId, '000000000000000048485a3953bb6124', '64-bit ids are left-padded');
   t.equal(h.seen[0]!.traceparent, `00-${TRACE}-${full.spanId}-01`);
+  t.equal(h.seen[0]!.b3, `${TRACE}-${full.spanId}-1`, 'B3 single out');
+  t.equal(h.seen[0]!['x-b3-traceid'], undefined);
+});
+
+t.test('B3 debug is passed on as debug', async (t) => {
+  const h = await exporting(t);
+  await send(h.inbound, { b3: `${TRACE}-${PARENT}-d` }, 'dbg-single');
+  await send(h.inbound, { 'x-b3-traceid': TRACE, 'x-b3-spanid': PARENT, 'x-b3-flags': '1' }, 'dbg-multi');
+  await h.receiver.waitFor((s) => s.length >= 2);
+  t.match(h.seen[0]!.b3, new RegExp(`^${TRACE}-[0-9a-f]{16}-d$`));
+  t.equal(h.seen[1]!['x-b3-flags'], '1');
+  t.equal(h.seen[1]!['x-b3-sampled'], undefined, 'debug implies sampled; B3 sends one or the other');
 });
 
 t.test('W3C wins over B3 when both are present', async (t) => {
@@ -84,8 +96,8 @@ t.test('sampled=0 from the caller: no span exported, the decision is passed on',
   await sleep(150);
   t.same(h.receiver.spans.map((s) => s.attributes['pillion.request_id']), ['sampled'], 'only the sampled request was exported');
   t.match(h.seen[0]!.traceparent, new RegExp(`^00-${TRACE}-[0-9a-f]{16}-00$`), 'not-sampled flag passed on in W3C');
-  t.equal(h.seen[0]!['x-b3-sampled'], '0', 'and in B3');
   t.match(h.seen[1]!.traceparent, /^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-00$/);
+  t.equal(h.seen[1]!['x-b3-sampled'], '0', 'and in B3');
 });
 
 t.test('no caller context: a new root trace, sampled by OTEL_TRACES_SAMPLER', async (t) => {
@@ -112,11 +124,18 @@ t.test('no endpoint: headers carried over and translated, same ids, no spans', a
   t.equal(h.seen[0]!.traceparent, `00-${TRACE}-${PARENT}-01`, 'B3 translated to W3C with the caller\'s own span id');
   t.equal(h.seen[1]!.traceparent, `00-${TRACE}-${PARENT}-01`);
   t.equal(h.seen[1]!.tracestate, 'a=1');
-  t.equal(h.seen[1]!.b3, `${TRACE}-${PARENT}-1`);
+  t.equal(h.seen[0]!['x-b3-spanid'], PARENT, 'B3 passed on as it came');
   t.equal(h.seen[2]!.traceparent, undefined, 'no trace is started without a collector');
 });
 
-t.test('OTEL_PROPAGATORS narrows what is emitted; OTEL_SDK_DISABLED leaves headers alone', async (t) => {
+t.test('OTEL_PROPAGATORS sets what is emitted; OTEL_SDK_DISABLED leaves headers alone', async (t) => {
+  const all = await exporting(t, { OTEL_PROPAGATORS: 'tracecontext,b3,b3multi' });
+  await send(all.inbound, {}, 'all');
+  const [span] = await all.receiver.waitFor((s) => s.length >= 1);
+  t.equal(all.seen[0]!.traceparent, `00-${span!.traceId}-${span!.spanId}-01`);
+  t.equal(all.seen[0]!.b3, `${span!.traceId}-${span!.spanId}-1`, 'every format, even to a caller that sent none');
+  t.equal(all.seen[0]!['x-b3-spanid'], span!.spanId);
+
   const w3cOnly = await exporting(t, { OTEL_PROPAGATORS: 'tracecontext' });
   await send(w3cOnly.inbound, { b3: `${TRACE}-${PARENT}-1` }, 'narrow');
   t.match(w3cOnly.seen[0]!.traceparent, new RegExp(`^00-${TRACE}-`));

@@ -19,6 +19,7 @@ import { createHeaderPropagation, decodePropagators } from './propagation';
 import {
   createAttemptSpanStage, createInboundSpanStage, createOutboundSpanStage, createPropagationStage, TRACE_ID_SLOT,
 } from './stages';
+import { PooledIdGenerator, SpanStarter } from './span-start';
 
 export type { TracingConfig } from './config';
 
@@ -68,15 +69,18 @@ export function startTracing(opts: TracingOptions): TracingRuntime {
 
   const counters = createExportCounters(opts.metrics.registry);
   const exporter = createSpanExporter({ ...config, endpoint: config.endpoint });
+  const sampler = createSampler(config.sampler, config.samplerRatio);
+  const ids = new PooledIdGenerator();
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ ...config.resourceAttributes, [ATTR_SERVICE_NAME]: config.serviceName }),
-    sampler: createSampler(config.sampler, config.samplerRatio),
+    sampler,
+    idGenerator: ids,
     spanProcessors: [createBatchProcessor(exporter, config, counters, opts.logger)],
   });
-  const tracer = provider.getTracer('pillion');
-  const inbound: PolicyRuntime = { stage: createInboundSpanStage(tracer, propagation) };
-  const outbound: PolicyRuntime = { stage: createOutboundSpanStage(tracer, propagation) };
-  const attempt: PolicyRuntime = { stage: createAttemptSpanStage(tracer, propagation) };
+  const starter = new SpanStarter(provider.getTracer('pillion'), sampler, ids);
+  const inbound: PolicyRuntime = { stage: createInboundSpanStage(starter, propagation) };
+  const outbound: PolicyRuntime = { stage: createOutboundSpanStage(starter, propagation) };
+  const attempt: PolicyRuntime = { stage: createAttemptSpanStage(starter, propagation) };
   opts.logger.info('tracing: exporting spans', {
     endpoint: config.endpoint, protocol: config.protocol, sampler: config.sampler, ratio: config.samplerRatio, service: config.serviceName,
   });

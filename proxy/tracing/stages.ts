@@ -2,14 +2,15 @@
 // the whole call with a CLIENT span per attempt beneath it. Each records how its part ended:
 // the status the upstream gave, or the local reply (error status, error.type and pillion.reason).
 import type { IncomingMessage } from 'node:http';
-import { Context, Span, SpanKind, SpanStatusCode, trace, Tracer } from '@opentelemetry/api';
+import { Context, Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { ATTR_ERROR_TYPE, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_NETWORK_PEER_ADDRESS, ATTR_NETWORK_PEER_PORT } from '@opentelemetry/semantic-conventions';
 import { ProxyError, toProxyError } from '../errors';
 import type { Handler, RequestContext, Stage } from '../pipeline';
 import {
   ATTR_PILLION_ATTEMPT_COUNT, ATTR_PILLION_REASON, clientAttributes, outboundAttributes, serverAttributes, spanName, splitHostPort,
 } from './attributes';
-import type { HeaderPropagation } from './propagation';
+import type { Extracted, HeaderPropagation } from './propagation';
+import type { SpanStarter } from './span-start';
 
 /** Where the trace id of a request is kept, for the access log (see traceIdOf). */
 export const TRACE_ID_SLOT = Symbol('pillion.tracing.trace-id');
@@ -19,6 +20,8 @@ const OUTBOUND_SLOT = Symbol('pillion.tracing.outbound');
 interface OutboundState {
   /** The context of the whole-call span: every attempt's parent. */
   readonly context: Context;
+  /** What the app sent (B3 encodings, debug), so every attempt speaks the same way. */
+  readonly from: Extracted;
   attempts: number;
   /** Attempt spans still waiting for their response body; ended with the client's response at the latest. */
   readonly open: Set<SpanEnd>;
@@ -64,13 +67,14 @@ function recordPeer(span: Span, ctx: RequestContext): void {
 }
 
 /** Top of the inbound stack: so that replies made by the inbound policies (429) are traced too. */
-export function createInboundSpanStage(tracer: Tracer, propagation: HeaderPropagation): Stage {
+export function createInboundSpanStage(starter: SpanStarter, propagation: HeaderPropagation): Stage {
   return (next: Handler): Handler => (req, ctx, attempt) => {
     const parent = propagation.extract(req.headers);
-    const span = tracer.startSpan(spanName(ctx.method), { kind: SpanKind.SERVER }, parent);
-    ctx.slots.set(TRACE_ID_SLOT, span.spanContext().traceId);
+    const span = starter.start(spanName(ctx.method), SpanKind.SERVER, parent.context);
+    const sc = span.spanContext();
+    ctx.slots.set(TRACE_ID_SLOT, sc.traceId);
     // The app sees our span as its parent (and the sampling decision made here).
-    propagation.inject(trace.setSpan(parent, span), req.headers);
+    propagation.inject(sc, parent, req.headers);
     if (!span.isRecording()) return next(req, ctx, attempt);
 
     span.setAttributes(serverAttributes(req, ctx));
@@ -96,20 +100,20 @@ export function createInboundSpanStage(tracer: Tracer, propagation: HeaderPropag
  * overflow, an overall timeout before the first try), and it keeps every attempt of a request in
  * one trace even when the app sent no trace context (each attempt would otherwise be a new root).
  */
-export function createOutboundSpanStage(tracer: Tracer, propagation: HeaderPropagation): Stage {
+export function createOutboundSpanStage(starter: SpanStarter, propagation: HeaderPropagation): Stage {
   return (next: Handler): Handler => (req, ctx, attempt) => {
     const parent = propagation.extract(req.headers);
-    const span = tracer.startSpan(`outbound ${ctx.service}`, { kind: SpanKind.INTERNAL }, parent);
-    ctx.slots.set(TRACE_ID_SLOT, span.spanContext().traceId);
-    const context = trace.setSpan(parent, span);
+    const span = starter.start(`outbound ${ctx.service}`, SpanKind.INTERNAL, parent.context);
+    const sc = span.spanContext();
+    ctx.slots.set(TRACE_ID_SLOT, sc.traceId);
     if (!span.isRecording()) {
       // Not sampled: no attempt spans either (their parent decides), so inject once here.
-      propagation.inject(context, req.headers);
+      propagation.inject(sc, parent, req.headers);
       return next(req, ctx, attempt);
     }
 
     span.setAttributes(outboundAttributes(req, ctx));
-    const state: OutboundState = { context, attempts: 0, open: new Set() };
+    const state: OutboundState = { context: trace.setSpan(parent.context, span), from: parent, attempts: 0, open: new Set() };
     ctx.slots.set(OUTBOUND_SLOT, state);
     const ender = new SpanEnd(span);
     ctx.res.once('close', () => {
@@ -136,14 +140,14 @@ export function createOutboundSpanStage(tracer: Tracer, propagation: HeaderPropa
  * Innermost in the outbound stack, right above the forwarder: one CLIENT span per attempt, inside
  * retries and per-try timeouts, whose context goes out in this attempt's headers.
  */
-export function createAttemptSpanStage(tracer: Tracer, propagation: HeaderPropagation): Stage {
+export function createAttemptSpanStage(starter: SpanStarter, propagation: HeaderPropagation): Stage {
   return (next: Handler): Handler => (req, ctx, attempt) => {
     const state = ctx.slots.get(OUTBOUND_SLOT) as OutboundState | undefined;
     if (!state) return next(req, ctx, attempt);
     const n = ++state.attempts;
-    const span = tracer.startSpan(spanName(ctx.method), { kind: SpanKind.CLIENT }, state.context);
+    const span = starter.start(spanName(ctx.method), SpanKind.CLIENT, state.context);
     // The forwarder copies req.headers into each attempt's request, so this attempt's span goes out.
-    propagation.inject(trace.setSpan(state.context, span), req.headers);
+    propagation.inject(span.spanContext(), state.from, req.headers);
     if (!span.isRecording()) return next(req, ctx, attempt);
 
     span.setAttributes(clientAttributes(req, ctx, n));
@@ -190,10 +194,10 @@ export function createAttemptSpanStage(tracer: Tracer, propagation: HeaderPropag
 export function createPropagationStage(propagation: HeaderPropagation): Stage {
   return (next: Handler): Handler => (req, ctx, attempt) => {
     const parent = propagation.extract(req.headers);
-    const sc = trace.getSpanContext(parent);
+    const sc = trace.getSpanContext(parent.context);
     if (sc) {
       ctx.slots.set(TRACE_ID_SLOT, sc.traceId);
-      propagation.inject(parent, req.headers);
+      propagation.inject(sc, parent, req.headers);
     }
     return next(req, ctx, attempt);
   };
