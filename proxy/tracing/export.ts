@@ -2,11 +2,10 @@
 // that was dropped (queue full, or the collector refused, failed or timed out).
 import { createNoopMeter, Counter as OtelCounter, Meter, MeterProvider } from '@opentelemetry/api';
 import { BatchSpanProcessor, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { OTLPTraceExporter as OtlpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as OtlpProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { Counter, Registry } from 'prom-client';
 import type { Logger } from '../runtime/logger';
 import type { TracingConfig } from './config';
+import { WorkerSpanExporter } from './export-worker';
 
 export interface ExportCounters {
   readonly dropped: Counter<'reason'>;
@@ -29,15 +28,9 @@ export function createExportCounters(registry: Registry): ExportCounters {
   return { dropped, exported };
 }
 
+/** OTLP/HTTP, encoded by the SDK's serializers, sent from a worker thread (see export-worker.ts). */
 export function createSpanExporter(config: TracingConfig & { endpoint: string }): SpanExporter {
-  const options = {
-    url: config.endpoint,
-    headers: { ...config.headers },
-    timeoutMillis: config.exportTimeoutMs,
-    // The batch processor sends one batch at a time; a few in flight covers shutdown's flush.
-    concurrencyLimit: 4,
-  };
-  return config.protocol === 'http/json' ? new OtlpJsonExporter(options) : new OtlpProtoExporter(options);
+  return new WorkerSpanExporter({ url: config.endpoint, protocol: config.protocol, headers: config.headers, timeoutMs: config.exportTimeoutMs });
 }
 
 /**

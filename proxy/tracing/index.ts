@@ -93,12 +93,15 @@ export function startTracing(opts: TracingOptions): TracingRuntime {
     outbound: () => outbound,
     attempt: () => attempt,
     shutdown(timeoutMs = 2000) {
-      stopped ??= new Promise<void>((resolve) => {
+      stopped ??= (async () => {
         // A collector that is down must not hold the proxy's exit past its drain timeout.
-        const timer = setTimeout(resolve, timeoutMs);
-        timer.unref();
-        provider.shutdown().catch(() => undefined).finally(() => { clearTimeout(timer); resolve(); });
-      });
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); });
+        await Promise.race([provider.shutdown().catch(() => undefined), late]);
+        clearTimeout(timer);
+        // Stops the sender thread even when the last flush is still waiting for the collector.
+        await exporter.shutdown();
+      })();
       return stopped;
     },
   };
