@@ -76,6 +76,12 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   let configLoaded = false;
   let listening = false;
   const state: ListenerState = { draining: false, inFlight: 0, onIdle: undefined };
+  metrics.setInFlightSource(() => {
+    const { outbound, outboundDefault, inbound } = table.current;
+    let out = outboundDefault.inFlight;
+    for (const r of outbound.values()) out += r.inFlight;
+    return { inbound: inbound.inFlight, outbound: out };
+  });
 
   const applySnapshot = async (snapshot: PolicySnapshot) => {
     await table.apply(snapshot);

@@ -54,7 +54,6 @@ export function createListener(deps: ListenerDeps): http.Server {
   });
   const transparent = transparentSupport().available;
   const { direction, state, metrics } = deps;
-  const inFlightGauge = metrics.inFlight.labels(direction);
 
   const originalDst = (socket: Socket): Endpoint | undefined => {
     if (!transparent) return undefined;
@@ -66,7 +65,6 @@ export function createListener(deps: ListenerDeps): http.Server {
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const startMs = performance.now();
     state.inFlight++;
-    inFlightGauge.inc();
     const clientIp = normalizeIp(req.socket.remoteAddress);
     const method = req.method ?? 'GET';
     let service = direction === 'inbound' ? deps.selfService : '-';
@@ -87,7 +85,6 @@ export function createListener(deps: ListenerDeps): http.Server {
       const status = res.headersSent ? res.statusCode : 499;
       const seconds = (performance.now() - startMs) / 1000;
       metrics.recordRequest(direction, service, status, localReason, seconds);
-      inFlightGauge.dec();
       const tp = req.headers.traceparent;
       deps.accessLog.write({
         time: new Date().toISOString(), direction, service, method,

@@ -14,6 +14,8 @@ export interface ProxyMetrics {
   readonly configErrors: Counter<'source'>;
   readonly clientErrors: Counter<'direction' | 'reason'>;
   readonly inFlight: Gauge<'direction'>;
+  /** Where pillion_requests_in_flight is read at scrape time (not counted per request: a labelled gauge hashes its labels on every inc and dec). */
+  setInFlightSource(read: () => Record<string, number>): void;
   /** Cached per-series handles: prom-client hashes label objects on every call otherwise. */
   recordRequest(direction: Direction, service: string, code: number, reason: string, seconds: number): void;
 }
@@ -46,7 +48,14 @@ export function createProxyMetrics(registry = new Registry()): ProxyMetrics {
     name: 'pillion_client_errors_total', help: 'Requests refused before they could be parsed (bad-request, header-too-large, request-timeout).',
     labelNames: ['direction', 'reason'] as const, registers: [registry],
   });
-  const inFlight = new Gauge({ name: 'pillion_requests_in_flight', help: 'Requests being handled.', labelNames: ['direction'] as const, registers: [registry] });
+  let inFlightSource: (() => Record<string, number>) | undefined;
+  const inFlight = new Gauge({
+    name: 'pillion_requests_in_flight', help: 'Requests being handled.', labelNames: ['direction'] as const, registers: [registry],
+    collect() {
+      if (!inFlightSource) return;
+      for (const [direction, n] of Object.entries(inFlightSource())) this.set({ direction }, n);
+    },
+  });
   configVersion.set(0);
   controlConnected.set(0);
 
@@ -54,6 +63,7 @@ export function createProxyMetrics(registry = new Registry()): ProxyMetrics {
   const histograms = new Map<string, { observe(v: number): void }>();
   return {
     registry, requests, duration, circuitState, retries, configVersion, controlConnected, configErrors, clientErrors, inFlight,
+    setInFlightSource(read) { inFlightSource = read; },
     recordRequest(direction, service, code, reason, seconds) {
       const ck = `${direction}\0${service}\0${code}\0${reason}`;
       let c = counters.get(ck);

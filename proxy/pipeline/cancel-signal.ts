@@ -10,10 +10,27 @@ export interface AbortEventLike {
 
 type Listener = (ev: AbortEventLike) => void;
 
+/** An object told about the abort without a closure being made for it (the forwarder's attempt). */
+export interface AbortTarget {
+  abort(reason: unknown): void;
+}
+
 export class CancelSignal {
   aborted = false;
   reason: unknown = undefined;
   private listeners: Listener[] | undefined;
+  private targets: AbortTarget[] | undefined;
+
+  attach(target: AbortTarget): void {
+    if (!this.aborted) (this.targets ??= []).push(target);
+  }
+
+  detach(target: AbortTarget): void {
+    const t = this.targets;
+    if (!t) return;
+    const i = t.indexOf(target);
+    if (i >= 0) t.splice(i, 1);
+  }
 
   /** Like AbortSignal: a listener added after the abort is not called; each runs once. */
   addEventListener(_type: 'abort', fn: Listener, _options?: { once?: boolean }): void {
@@ -33,7 +50,10 @@ export class CancelSignal {
     this.aborted = true;
     this.reason = reason ?? new Error('aborted');
     const l = this.listeners;
+    const t = this.targets;
     this.listeners = undefined;
+    this.targets = undefined;
+    if (t) for (const target of t) target.abort(this.reason);
     if (l) for (const fn of l) fn({ type: 'abort', target: this });
   }
 }
