@@ -21,7 +21,8 @@ function free(port: number): Promise<boolean> {
 
 async function pickBase(): Promise<number> {
   for (let i = 0; i < 50; i++) {
-    const base = 20000 + 100 * Math.floor(Math.random() * 400);
+    // Below the ephemeral range (32768+), so that no other test's outgoing connection takes one.
+    const base = 20000 + 100 * Math.floor(Math.random() * 120);
     if ((await Promise.all(OFFSETS.map((o) => free(base + o)))).every(Boolean)) return base;
   }
   throw new Error('no free port range found');

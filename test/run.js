@@ -6,9 +6,12 @@ const { spawn } = require('node:child_process');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
+const fs = require('node:fs');
+// Only test files: helpers, fixtures and this runner are not tests.
 const files = process.argv.slice(2);
+const all = fs.readdirSync(__dirname).filter((f) => f.endsWith('.test.ts')).sort().map((f) => path.join('test', f));
 const tap = path.join(root, 'node_modules', '.bin', 'tap');
-const child = spawn(tap, ['--reporter=tap', ...(files.length ? files : ['test'])], {
+const child = spawn(tap, ['--reporter=tap', ...(files.length ? files : all)], {
   cwd: root,
   stdio: ['ignore', 'pipe', 'inherit'],
 });
