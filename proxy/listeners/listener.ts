@@ -15,6 +15,7 @@ import type { AccessLog } from '../observability/access-log';
 import type { Logger } from '../runtime/logger';
 import { originalDestination, transparentSupport } from '../transparent';
 import { rawLocalReply, sendLocalReply } from './local-reply';
+import { traceIdOf } from '../tracing';
 import { checkAmbiguity, matchRoute, outboundTarget, RequestTarget } from './request-target';
 
 export interface ListenerState {
@@ -92,7 +93,9 @@ export function createListener(deps: ListenerDeps): http.Server {
         path: stripQuery(pathForLog), status, reason: localReason,
         duration_ms: Math.round(seconds * 1e6) / 1000, bytes_sent: bytesSent,
         upstream: ctx?.upstream ?? '', attempt_count: ctx?.attemptCount ?? 0,
-        trace_id: typeof tp === 'string' && tp.length >= 35 ? tp.slice(3, 35) : '',
+        // The tracing stage records the id (whatever header format the caller used);
+        // without tracing stages, the W3C header is all there is.
+        trace_id: (ctx && traceIdOf(ctx)) || (typeof tp === 'string' && tp.length >= 35 ? tp.slice(3, 35) : ''),
         request_id: requestId,
       });
       state.inFlight--;
