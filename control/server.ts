@@ -2,8 +2,8 @@
 // WebSocket subscriptions, over the versioned store.
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import { listen as bind } from '../proxy/runtime/listen';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { SUBSCRIBE_PATH } from '../proxy/control-client/protocol';
 import type { Logger } from '../proxy/runtime/logger';
@@ -80,14 +80,7 @@ async function listen(opts: ControlServerOptions, store: VersionStore): Promise<
   });
   server.on('clientError', (_err, socket) => socket.destroy());
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host ?? '0.0.0.0', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await bind(server, opts.port, opts.host ?? '0.0.0.0');
   const host = opts.host && opts.host !== '0.0.0.0' ? opts.host : '127.0.0.1';
   const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   logger.info('control server listening', { port, url, data: opts.dataDir, version: store.current().version });

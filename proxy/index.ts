@@ -1,8 +1,6 @@
 // The sidecar: start here. Assembles listeners (./listeners), the per-version service table
 // (./runtime/service-table), the admin API (./admin) and the policies (./policies/*, whose
 // order per listener is in ./listeners/stacks.ts).
-import type http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Writable } from 'node:stream';
 import type { Endpoint, PolicySnapshot } from './config';
 import { createAdminServer } from './admin';
@@ -13,6 +11,7 @@ import { createProxyMetrics, ProxyMetrics } from './observability/metrics';
 import { Clock, systemClock } from './runtime/clock';
 import { createStderrLogger, Logger } from './runtime/logger';
 import { ServiceTable } from './runtime/service-table';
+import { listen } from './runtime/listen';
 import { startTracing } from './tracing';
 import { transparentSupport } from './transparent';
 
@@ -54,15 +53,6 @@ export interface RunningProxy {
   close(): Promise<void>;
 }
 
-function listen(server: http.Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
-}
 
 export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const logger = opts.logger ?? createStderrLogger('proxy');

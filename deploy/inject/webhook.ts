@@ -1,8 +1,8 @@
 // The HTTPS server the API server calls for each new pod in a labelled namespace
 // (MutatingWebhookConfiguration in deploy/kubernetes/). Started by `pillion control` on 15017.
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { listen } from '../../proxy/runtime/listen';
 import { reviewAdmission } from './admission';
 import { injectOptions, InjectOptions } from './options';
 import { createStderrLogger, Logger } from '../../proxy/runtime/logger';
@@ -48,14 +48,7 @@ export async function startInjectionWebhook(opts: InjectionWebhookOptions): Prom
   server.headersTimeout = 10_000;
   server.on('tlsClientError', () => {}); // a failed handshake is the client's problem, not ours
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host ?? '0.0.0.0', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listen(server, opts.port, opts.host ?? '0.0.0.0');
   log.info('injection webhook listening', { port, paths: [...PATHS] });
   return {
     port,
