@@ -87,3 +87,15 @@ export async function waitForHttp(child: Child, url: string, opts: { host?: stri
   }
   throw new Error(`${child.name} did not answer 2xx at ${url} within ${opts.timeoutMs ?? 15_000} ms (last status ${last || 'none'})`);
 }
+
+/** Start a child and wait until `url` answers 2xx; a child that never does is stopped, not left behind. */
+export async function startAnswering(opts: StartOptions, url: string, wait: { host?: string; timeoutMs?: number } = {}): Promise<Child> {
+  const child = startChild(opts);
+  try {
+    await waitForHttp(child, url, wait);
+  } catch (err) {
+    await child.stop();
+    throw err;
+  }
+  return child;
+}

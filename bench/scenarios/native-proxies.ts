@@ -2,7 +2,7 @@
 // connections, so each uses at most one core as a Node process does.
 import path from 'node:path';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { startChild, freePort, waitForHttp } from '../child';
+import { startAnswering, freePort } from '../child';
 import { programPath } from '../setup';
 import type { Scenario } from './types';
 
@@ -60,16 +60,10 @@ export const nginx: Scenario = {
     mkdirSync(dir, { recursive: true });
     const port = await freePort();
     writeFileSync(path.join(dir, 'nginx.conf'), nginxConfig(dir, port, ctx.upstreamPort));
-    const child = startChild({
+    const child = await startAnswering({
       name: 'nginx', command: programPath('nginx')!, args: ['-p', dir, '-c', path.join(dir, 'nginx.conf')],
       logFile: path.join(ctx.rawDir, 'nginx.stderr.log'),
-    });
-    try {
-      await waitForHttp(child, `http://127.0.0.1:${port}/`);
-    } catch (err) {
-      await child.stop();
-      throw err;
-    }
+    }, `http://127.0.0.1:${port}/`);
     // The master's workers are found under its pid when usage is read.
     return { port, hostHeader: 'upstream', pids: [child.pid], stop: () => child.stop() };
   },
@@ -84,16 +78,10 @@ export const haproxy: Scenario = {
     const port = await freePort();
     const cfg = path.join(ctx.rawDir, 'haproxy.cfg');
     writeFileSync(cfg, haproxyConfig(port, ctx.upstreamPort));
-    const child = startChild({
+    const child = await startAnswering({
       name: 'haproxy', command: programPath('haproxy')!, args: ['-f', cfg, '-db'],
       logFile: path.join(ctx.rawDir, 'haproxy.stderr.log'),
-    });
-    try {
-      await waitForHttp(child, `http://127.0.0.1:${port}/`);
-    } catch (err) {
-      await child.stop();
-      throw err;
-    }
+    }, `http://127.0.0.1:${port}/`);
     return { port, hostHeader: 'upstream', pids: [child.pid], stop: () => child.stop() };
   },
 };
