@@ -1,7 +1,7 @@
 // Flag parsing for every command: node's parseArgs, with one-line errors on bad input.
 import { parseArgs, ParseArgsConfig } from 'node:util';
 import { CliError } from './errors';
-import { parseDurationMs } from '../proxy/config';
+import { parseDurationMs, parseHostPort } from '../proxy/config';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -29,8 +29,7 @@ export function durationFlag(command: string, name: string, value: string | unde
 
 /** HOST:PORT, with [v6]:port accepted. */
 export function hostPortFlag(command: string, name: string, value: string): { host: string; port: number } {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port < 1 || port > 65535) throw new CliError(`pillion ${command}: --${name} must be HOST:PORT (got ${JSON.stringify(value)})`, 2);
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+  const endpoint = parseHostPort(value);
+  if (!endpoint) throw new CliError(`pillion ${command}: --${name} must be HOST:PORT (got ${JSON.stringify(value)})`, 2);
+  return endpoint;
 }

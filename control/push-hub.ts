@@ -5,6 +5,7 @@ import {
   CLOSE_PROTOCOL_ERROR, CLOSE_REPLACED, ConfigMessage, HelloMessage, MAX_REASON_LENGTH, PROTOCOL_VERSION,
 } from '../proxy/control-client/protocol';
 import type { Logger } from '../proxy/runtime/logger';
+import { isDnsLabel } from '../proxy/config';
 import { PolicyDocument, policyService } from './store';
 
 export type SyncState = 'SYNCED' | 'STALE' | 'NACKED';
@@ -57,7 +58,6 @@ interface Connection {
 }
 
 const PROXY_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
-const SERVICE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export class PushHub {
   private readonly connections = new Set<Connection>();
@@ -183,8 +183,8 @@ export class PushHub {
     if (conn.hello) return this.reject(conn, 'hello sent twice');
     if (m.protocol !== PROTOCOL_VERSION) return this.reject(conn, `unsupported protocol ${JSON.stringify(m.protocol)} (this server speaks ${PROTOCOL_VERSION})`);
     if (typeof m.proxyId !== 'string' || !PROXY_ID.test(m.proxyId)) return this.reject(conn, 'hello.proxyId must be 1-253 characters of letters, digits, . _ : -');
-    if (typeof m.service !== 'string' || !SERVICE.test(m.service)) return this.reject(conn, 'hello.service must be a DNS label');
-    if (m.egress !== undefined && (!Array.isArray(m.egress) || !m.egress.every((s) => typeof s === 'string' && SERVICE.test(s)))) {
+    if (typeof m.service !== 'string' || !isDnsLabel(m.service)) return this.reject(conn, 'hello.service must be a DNS label');
+    if (m.egress !== undefined && (!Array.isArray(m.egress) || !m.egress.every((s) => typeof s === 'string' && isDnsLabel(s)))) {
       return this.reject(conn, 'hello.egress must be a list of service names');
     }
     const hello: HelloMessage = { type: 'hello', protocol: m.protocol, proxyId: m.proxyId, service: m.service, egress: m.egress ? [...new Set(m.egress)].sort() : undefined };

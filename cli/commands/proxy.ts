@@ -5,12 +5,10 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { CliError } from '../errors';
 import { durationFlag, hostPortFlag, parseFlags, portFlag } from '../args';
-import { ConfigError, decodePolicyObjects, decodePolicyText, PolicySnapshot } from '../../proxy/config';
+import { ConfigError, decodePolicyObjects, decodePolicyText, isDnsLabel, PolicySnapshot } from '../../proxy/config';
 import { startProxy, RunningProxy } from '../../proxy';
 import { createProxyMetrics } from '../../proxy/observability/metrics';
 import { createStderrLogger } from '../../proxy/runtime/logger';
-
-const SERVICE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 function oneLine(err: unknown): string {
   if (err instanceof ConfigError) return err.issues.length === 1 ? err.issues[0]! : `${err.issues[0]} (and ${err.issues.length - 1} more: ${err.issues.slice(1).join('; ')})`;
@@ -49,7 +47,7 @@ export async function run(argv: string[]): Promise<number | void> {
   });
   const service = f.service;
   if (!service) throw new CliError('pillion proxy: --service NAME is required', 2);
-  if (!SERVICE.test(service)) throw new CliError(`pillion proxy: --service must be a DNS label (got ${JSON.stringify(service)})`, 2);
+  if (!isDnsLabel(service)) throw new CliError(`pillion proxy: --service must be a DNS label (got ${JSON.stringify(service)})`, 2);
   if (f.config && f.control) throw new CliError('pillion proxy: use either --config FILE or --control URL, not both', 2);
   const app = f.app ? hostPortFlag('proxy', 'app', f.app) : undefined;
   const egress = f.egress ? f.egress.split(',').map((s) => s.trim()).filter(Boolean) : undefined;

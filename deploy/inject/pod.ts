@@ -1,5 +1,6 @@
 // The injection rule for one pod (or pod template), as a pure function: the webhook and
 // `pillion inject` both call it, so what the cluster does and what the CLI prints cannot differ.
+import { isDnsLabel } from '../../proxy/config';
 import { InjectError } from './errors';
 import { parsePortList } from '../iptables/rules';
 import {
@@ -124,12 +125,11 @@ function nativeSidecar(value: string | undefined): boolean {
   throw new InjectError('INJECT_BAD_ANNOTATION', `${ANNOTATION_NATIVE_SIDECAR} must be "true" or "false" (got ${JSON.stringify(value)})`);
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 function serviceName(annotations: Record<string, string>, labels: Record<string, string>, fallback: string | undefined): string {
   const explicit = annotations[ANNOTATION_SERVICE];
   if (explicit !== undefined) {
-    if (!DNS_LABEL.test(explicit)) {
+    if (!isDnsLabel(explicit)) {
       throw new InjectError('INJECT_BAD_ANNOTATION', `${ANNOTATION_SERVICE} must be a DNS label (got ${JSON.stringify(explicit)})`);
     }
     return explicit;
@@ -137,7 +137,7 @@ function serviceName(annotations: Record<string, string>, labels: Record<string,
   // The proxy takes only a DNS label as --service (as TrafficPolicy names services), so a label
   // value such as "My_App" is passed over for the next candidate rather than crash-looping the proxy.
   const candidates = [labels['app.kubernetes.io/name'], labels['app'], fallback].filter((c): c is string => Boolean(c));
-  const name = candidates.find((c) => DNS_LABEL.test(c));
+  const name = candidates.find((c) => isDnsLabel(c));
   if (!name) {
     const seen = candidates.length ? ` (${candidates.map((c) => JSON.stringify(c)).join(', ')} ${candidates.length > 1 ? 'are' : 'is'} not a DNS label)` : '';
     throw new InjectError('INJECT_BAD_OBJECT', `cannot tell the service name${seen}: set the app.kubernetes.io/name or app label (or the ${ANNOTATION_SERVICE} annotation)`);

@@ -1,7 +1,7 @@
 // The sandbox topology: which pods to build, the app each runs, and the policies to apply.
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { decodePolicyObjects, TrafficPolicy } from '../../proxy/config';
+import { decodePolicyObjects, isDnsLabel, TrafficPolicy } from '../../proxy/config';
 
 export interface PodSpec {
   /** Service name: the pod is the network namespace `pillion-<name>`. */
@@ -31,7 +31,6 @@ export class TopologyError extends Error {
   }
 }
 
-const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 // Namespace names are pillion-<name>; veth peers are named by index, so only this length matters.
 const MAX_NAME = 40;
 
@@ -93,7 +92,7 @@ export function decodeTopology(text: string, where: string): Topology {
     if (!isObject(p)) return fail(`${at} must be a mapping`);
     for (const key of Object.keys(p)) if (!['name', 'port', 'calls', 'command'].includes(key)) fail(`${at}: unknown field ${key}`);
     const name = p.name;
-    if (typeof name !== 'string' || !NAME.test(name) || name.length > MAX_NAME || name === 'net') {
+    if (typeof name !== 'string' || !isDnsLabel(name) || name.length > MAX_NAME || name === 'net') {
       fail(`${at}.name must be a DNS label of at most ${MAX_NAME} characters, not "net"`);
     }
     const port = p.port ?? 8080;

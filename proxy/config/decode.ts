@@ -20,6 +20,20 @@ export class ConfigError extends Error {
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
+/** A service or resource name: an RFC 1123 DNS label, as Kubernetes names are. */
+export function isDnsLabel(name: string): boolean {
+  return DNS_LABEL.test(name);
+}
+
+/** `host:port`, with `[v6]:port` for IPv6 literals; undefined when malformed or the port is out of range. */
+export function parseHostPort(text: string): Endpoint | undefined {
+  const m = HOST_PORT.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port < 1 || port > 65535) return undefined;
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'CONNECT', 'TRACE']);
 
@@ -182,14 +196,12 @@ function decodeEndpoints(r: DocReader, value: unknown, path: string): Endpoint[]
     const p = `${path}[${i}]`;
     const text = r.string(item, p);
     if (text === undefined) return;
-    // host:port, with [v6]:port for IPv6 literals
-    const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
-    const port = m ? Number(m[2]) : NaN;
-    if (!m || port < 1 || port > 65535) {
+    const endpoint = parseHostPort(text);
+    if (!endpoint) {
       r.fail(p, `must be HOST:PORT with a port between 1 and 65535 (got ${describe(text)})`);
       return;
     }
-    out.push({ host: m[1]!.replace(/^\[|\]$/g, ''), port });
+    out.push(endpoint);
   });
   return out;
 }
