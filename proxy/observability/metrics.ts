@@ -1,12 +1,13 @@
 // The proxy's Prometheus metrics. One registry per proxy (injected into policies), so that
 // several proxies in one test process do not share counters.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { HistogramSeries, SeriesCounter, SeriesHistogram } from './request-series';
 import type { Direction } from '../pipeline';
 
 export interface ProxyMetrics {
   readonly registry: Registry;
-  readonly requests: Counter<'direction' | 'service' | 'code' | 'reason'>;
-  readonly duration: Histogram<'direction' | 'service'>;
+  readonly requests: SeriesCounter;
+  readonly duration: SeriesHistogram;
   readonly circuitState: Gauge<'service'>;
   readonly retries: Counter<'service'>;
   readonly configVersion: Gauge;
@@ -16,20 +17,18 @@ export interface ProxyMetrics {
   readonly inFlight: Gauge<'direction'>;
   /** Where pillion_requests_in_flight is read at scrape time (not counted per request: a labelled gauge hashes its labels on every inc and dec). */
   setInFlightSource(read: () => Record<string, number>): void;
-  /** Cached per-series handles: prom-client hashes label objects on every call otherwise. */
+  /** One finished request: pillion_requests_total and pillion_request_duration_seconds. */
   recordRequest(direction: Direction, service: string, code: number, reason: string, seconds: number): void;
 }
 
 export function createProxyMetrics(registry = new Registry()): ProxyMetrics {
-  const requests = new Counter({
-    name: 'pillion_requests_total', help: 'Requests handled, by direction, service, status code and local-reply reason ("" when the upstream answered).',
-    labelNames: ['direction', 'service', 'code', 'reason'] as const, registers: [registry],
-  });
-  const duration = new Histogram({
-    name: 'pillion_request_duration_seconds', help: 'Time from request arrival to the end of the response.',
-    labelNames: ['direction', 'service'] as const, registers: [registry],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-  });
+  const requests = new SeriesCounter(
+    'pillion_requests_total', 'Requests handled, by direction, service, status code and local-reply reason ("" when the upstream answered).');
+  requests.register(registry);
+  const duration = new SeriesHistogram(
+    'pillion_request_duration_seconds', 'Time from request arrival to the end of the response.',
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
+  duration.register(registry);
   const circuitState = new Gauge({
     name: 'pillion_circuit_state', help: 'Circuit breaker state per destination: 0 closed, 1 open, 2 half-open.',
     labelNames: ['service'] as const, registers: [registry],
@@ -59,26 +58,29 @@ export function createProxyMetrics(registry = new Registry()): ProxyMetrics {
   configVersion.set(0);
   controlConnected.set(0);
 
-  const counters = new Map<string, { inc(): void }>();
-  const histograms = new Map<string, { observe(v: number): void }>();
+  // Series per direction and service, found without building a key string per request.
+  interface ServiceSeries { readonly duration: HistogramSeries; readonly byCode: Map<number | string, { value: number }> }
+  const inboundSeries = new Map<string, ServiceSeries>();
+  const outboundSeries = new Map<string, ServiceSeries>();
   return {
     registry, requests, duration, circuitState, retries, configVersion, controlConnected, configErrors, clientErrors, inFlight,
     setInFlightSource(read) { inFlightSource = read; },
     recordRequest(direction, service, code, reason, seconds) {
-      const ck = `${direction}\0${service}\0${code}\0${reason}`;
-      let c = counters.get(ck);
+      const map = direction === 'inbound' ? inboundSeries : outboundSeries;
+      let s = map.get(service);
+      if (!s) {
+        s = { duration: duration.add({ direction, service }), byCode: new Map() };
+        map.set(service, s);
+      }
+      duration.observe(s.duration, seconds);
+      // Upstream answers (reason "") are keyed by the status number alone: no string is built.
+      const key = reason === '' ? code : `${code}\0${reason}`;
+      let c = s.byCode.get(key);
       if (!c) {
-        c = requests.labels(direction, service, String(code), reason);
-        counters.set(ck, c);
+        c = requests.add({ direction, service, code: String(code), reason });
+        s.byCode.set(key, c);
       }
-      c.inc();
-      const hk = `${direction}\0${service}`;
-      let h = histograms.get(hk);
-      if (!h) {
-        h = duration.labels(direction, service);
-        histograms.set(hk, h);
-      }
-      h.observe(seconds);
+      c.value++;
     },
   };
 }
