@@ -31,13 +31,16 @@ export interface RequestContext {
   upstream: string | undefined;
   /** A copy of a small request body, so that it can be sent again (retries). */
   replayBody: Buffer | undefined;
+  /** Set by the first tracing stage (whatever header format the caller used): for the access log. */
+  traceId: string | undefined;
   /** Free slots for policies and tracing, keyed by their own symbols. */
   readonly slots: Map<symbol, unknown>;
 }
 
 /** Per-attempt options a stage may hand down to the forwarder. */
 export interface AttemptOptions {
-  /** Aborts this attempt only (per-try timeout, overall timeout). */
+  /** Aborts this attempt only (per-try timeout, overall timeout). The timeout and retry
+   *  stages build this object as `{ signal }`: a new field must be passed on there too. */
   readonly signal?: CancelSignal;
 }
 

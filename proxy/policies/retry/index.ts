@@ -7,6 +7,7 @@ import type { AttemptOptions, CancelSignal, Handler, RequestContext, Stage } fro
 import type { PolicyDeps, PolicyRuntime } from '../../listeners/policy-runtime';
 import type { Clock } from '../../runtime/clock';
 import { withDeadline } from '../timeout';
+import { DeadlineQueues } from '../../runtime/deadline-queue';
 import { RetryBudget, RetryBudgetOptions } from './budget';
 import { compileConditions, RetryMatcher } from './conditions';
 import { retryMetrics } from './metrics';
@@ -102,6 +103,7 @@ export function createRetryPolicy(policy: TrafficPolicy | undefined, deps: Pick<
   const retriesCounter = deps.metrics.retries.labels(service);
   const exhaustedCounter = retryMetrics(deps.metrics.registry).budgetExhausted.labels(service);
   const budget = new RetryBudget(clock, options.budget);
+  const deadlines = new DeadlineQueues(clock);
   const compiled = new Map<RetryConfig, CompiledRetry>();
   const compile = (config: RetryConfig) => {
     let c = compiled.get(config);
@@ -116,7 +118,7 @@ export function createRetryPolicy(policy: TrafficPolicy | undefined, deps: Pick<
     const perTry = config.perTryTimeoutMs;
     const once = perTry === undefined
       ? () => next(req, ctx, attempt)
-      : () => withDeadline(clock, perTry, attempt.signal, (signal) => next(req, ctx, { ...attempt, signal }), () => new UpstreamTimeoutError('per-try', perTry));
+      : () => withDeadline(deadlines.get(perTry), attempt.signal, (signal) => next(req, ctx, { signal }), () => new UpstreamTimeoutError('per-try', perTry));
 
     let allowed = config.attempts;
     if (allowed > 0 && ctx.replayBody === undefined) {

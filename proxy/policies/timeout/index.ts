@@ -3,44 +3,50 @@
 import { DEFAULT_TIMEOUT_MS, TrafficPolicy } from '../../config';
 import { UpstreamTimeoutError } from '../../errors';
 import { CancelSignal, Handler, Stage } from '../../pipeline';
+import { DeadlineQueue, DeadlineQueues } from '../../runtime/deadline-queue';
 import type { PolicyDeps, PolicyRuntime } from '../../listeners/policy-runtime';
 
 export function createTimeoutPolicy(policy: TrafficPolicy | undefined, deps: Pick<PolicyDeps, 'clock'>): PolicyRuntime {
   const serviceTimeoutMs = policy?.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const deadlines = new DeadlineQueues(deps.clock);
   const stage: Stage = (next: Handler): Handler => (req, ctx, attempt) => {
     const ms = ctx.route?.timeoutMs ?? serviceTimeoutMs;
-    return withDeadline(deps.clock, ms, attempt.signal, (signal) => next(req, ctx, { ...attempt, signal }), () => new UpstreamTimeoutError('overall', ms));
+    return withDeadline(deadlines.get(ms), attempt.signal, (signal) => next(req, ctx, { signal }), () => new UpstreamTimeoutError('overall', ms));
   };
   return { stage };
 }
 
 /**
- * Run `fn` with a signal that aborts after `ms` (or when `parent` aborts). On the deadline the
- * promise rejects with `onTimeout()` at once, even if `fn` ignores its signal.
+ * Run `fn` with a signal that aborts when the queue's deadline passes (or when `parent`
+ * aborts). On the deadline the promise rejects with `onTimeout()` at once, even if `fn`
+ * ignores its signal.
  */
 export function withDeadline<T>(
-  clock: PolicyDeps['clock'], ms: number, parent: CancelSignal | undefined,
+  deadlines: DeadlineQueue, parent: CancelSignal | undefined,
   fn: (signal: CancelSignal) => Promise<T>, onTimeout: () => Error,
 ): Promise<T> {
   const controller = new CancelSignal();
-  const onParentAbort = () => controller.abort(parent!.reason);
   if (parent) {
     if (parent.aborted) controller.abort(parent.reason);
-    else parent.addEventListener('abort', onParentAbort, { once: true });
+    else parent.attach(controller);
   }
   return new Promise<T>((resolve, reject) => {
-    const timer = clock.setTimeout(() => {
+    const deadline = deadlines.add(() => {
       const err = onTimeout();
       controller.abort(err);
       reject(err);
-    }, ms);
-    const done = () => {
-      clock.clearTimeout(timer);
-      parent?.removeEventListener('abort', onParentAbort);
-    };
+    });
     fn(controller).then(
-      (v) => { done(); resolve(v); },
-      (e) => { done(); reject(controller.aborted && controller.reason instanceof Error ? controller.reason : e); },
+      (v) => {
+        deadlines.cancel(deadline);
+        parent?.detach(controller);
+        resolve(v);
+      },
+      (e) => {
+        deadlines.cancel(deadline);
+        parent?.detach(controller);
+        reject(controller.aborted && controller.reason instanceof Error ? controller.reason : e);
+      },
     );
   });
 }
