@@ -12,8 +12,6 @@ import {
 import type { Extracted, HeaderPropagation } from './propagation';
 import type { SpanStarter } from './span-start';
 
-/** Where the trace id of a request is kept, for the access log (see traceIdOf). */
-export const TRACE_ID_SLOT = Symbol('pillion.tracing.trace-id');
 /** What the outbound stage leaves for the attempt stage further in. */
 const OUTBOUND_SLOT = Symbol('pillion.tracing.outbound');
 
@@ -72,7 +70,7 @@ export function createInboundSpanStage(starter: SpanStarter, propagation: Header
     const parent = propagation.extract(req.headers);
     const span = starter.start(spanName(ctx.method), SpanKind.SERVER, parent.context);
     const sc = span.spanContext();
-    ctx.slots.set(TRACE_ID_SLOT, sc.traceId);
+    ctx.traceId = sc.traceId;
     // The app sees our span as its parent (and the sampling decision made here).
     propagation.inject(sc, parent, req.headers);
     if (!span.isRecording()) return next(req, ctx, attempt);
@@ -105,7 +103,7 @@ export function createOutboundSpanStage(starter: SpanStarter, propagation: Heade
     const parent = propagation.extract(req.headers);
     const span = starter.start(`outbound ${ctx.service}`, SpanKind.INTERNAL, parent.context);
     const sc = span.spanContext();
-    ctx.slots.set(TRACE_ID_SLOT, sc.traceId);
+    ctx.traceId = sc.traceId;
     if (!span.isRecording()) {
       // Not sampled: no attempt spans either (their parent decides), so inject once here.
       propagation.inject(sc, parent, req.headers);
@@ -196,7 +194,7 @@ export function createPropagationStage(propagation: HeaderPropagation): Stage {
     const parent = propagation.extract(req.headers);
     const sc = trace.getSpanContext(parent.context);
     if (sc) {
-      ctx.slots.set(TRACE_ID_SLOT, sc.traceId);
+      ctx.traceId = sc.traceId;
       propagation.inject(sc, parent, req.headers);
     }
     return next(req, ctx, attempt);
