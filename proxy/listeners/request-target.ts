@@ -15,8 +15,24 @@ export interface RequestTarget {
 
 const HOSTNAME = /^[a-z0-9_]([a-z0-9_.-]{0,252})$/;
 
+// A pod calls a handful of services, so the same few Host values arrive over and over:
+// parsed once each (regexes, isIP, lower-casing: ~250 ns) and then looked up (~20 ns).
+// Only valid authorities are kept, and the cache is emptied when full, so a client sending
+// endless distinct hosts costs memory up to the bound and nothing more.
+const MAX_CACHED_AUTHORITIES = 1024;
+const authorities = new Map<string, RequestTarget>();
+
 /** Parse `host[:port]` (Host header or URI authority); throws BadRequestError. */
 export function parseAuthority(authority: string): RequestTarget {
+  const known = authorities.get(authority);
+  if (known) return known;
+  const target = Object.freeze(parseAuthorityOnce(authority));
+  if (authorities.size >= MAX_CACHED_AUTHORITIES) authorities.clear();
+  authorities.set(authority, target);
+  return target;
+}
+
+function parseAuthorityOnce(authority: string): RequestTarget {
   let host = authority.trim().toLowerCase();
   let port: number | undefined;
   const v6 = /^\[([0-9a-f:.]+)\](?::(\d{1,5}))?$/.exec(host);
