@@ -90,7 +90,7 @@ export function computeBars(results: readonly ScenarioResult[], convergence: Con
   bars.push(bar(2, 'Pillion resident memory after the run', '< 70 MB', rss, Number.isFinite(rss) ? `${rss.toFixed(0)} MB` : '', (v) => v < 70));
 
   const policies = ratio('pillion-pair-policies', 'pillion-pair');
-  bars.push(bar(3, 'rate limit + breaker + retries (+ tracing 1%) vs no policies, sidecar pair', '>= 0.85x', policies,
+  bars.push(bar(3, 'rate limit + breaker + retries vs no policies, sidecar pair', '>= 0.85x', policies,
     withCpu(fmtRatio(policies), fmtRatio(cpuRatio('pillion-pair-policies', 'pillion-pair'))), (v) => v >= 0.85));
   const global = ratio('pillion-pair-global', 'pillion-pair-policies');
   bars.push(bar(3, 'rate limit scope: global vs scope: local', 'reported', global,

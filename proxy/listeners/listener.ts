@@ -226,6 +226,10 @@ class ListenerContext implements RequestContext {
     return (this.slotMap ??= new Map());
   }
 
+  peekSlot(key: symbol): unknown {
+    return this.slotMap?.get(key);
+  }
+
   markClientGone(): void {
     this.gone = true;
     this.signal?.abort(new ClientGoneError());

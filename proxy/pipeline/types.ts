@@ -35,6 +35,8 @@ export interface RequestContext {
   traceId: string | undefined;
   /** Free slots for policies and tracing, keyed by their own symbols. */
   readonly slots: Map<symbol, unknown>;
+  /** A slot's value, without making the slot map when nothing was ever stored (the common case). */
+  peekSlot(key: symbol): unknown;
 }
 
 /** Per-attempt options a stage may hand down to the forwarder. */

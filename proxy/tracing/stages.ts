@@ -140,7 +140,7 @@ export function createOutboundSpanStage(starter: SpanStarter, propagation: Heade
  */
 export function createAttemptSpanStage(starter: SpanStarter, propagation: HeaderPropagation): Stage {
   return (next: Handler): Handler => (req, ctx, attempt) => {
-    const state = ctx.slots.get(OUTBOUND_SLOT) as OutboundState | undefined;
+    const state = ctx.peekSlot(OUTBOUND_SLOT) as OutboundState | undefined;
     if (!state) return next(req, ctx, attempt);
     const n = ++state.attempts;
     const span = starter.start(spanName(ctx.method), SpanKind.CLIENT, state.context);
