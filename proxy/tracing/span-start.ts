@@ -10,20 +10,26 @@ const ZERO_SPAN_ID = '0'.repeat(16);
 
 /**
  * Random ids cut from a pool refilled by the CSPRNG a few KiB at a time (one syscall per ~170
- * requests). `pendingTraceId` lets the SDK adopt a trace id already sampled on, see below.
+ * requests) and hex-encoded once per refill: an id is then a slice of that string, where a
+ * Buffer.toString('hex') per id was a call into C++ each time. `pendingTraceId` lets the
+ * SDK adopt a trace id already sampled on, see below.
  */
 export class PooledIdGenerator implements IdGenerator {
   pendingTraceId: string | undefined;
   private readonly pool = Buffer.allocUnsafe(4096);
-  private pos = this.pool.length;
+  private hex = '';
+  /** Next unused hex digit in `hex`. */
+  private pos = 0;
 
   private take(bytes: number): string {
-    if (this.pos + bytes > this.pool.length) {
+    const digits = bytes * 2;
+    if (this.pos + digits > this.hex.length) {
       randomFillSync(this.pool);
+      this.hex = this.pool.toString('hex');
       this.pos = 0;
     }
-    const id = this.pool.toString('hex', this.pos, this.pos + bytes);
-    this.pos += bytes;
+    const id = this.hex.slice(this.pos, this.pos + digits);
+    this.pos += digits;
     return id;
   }
 
