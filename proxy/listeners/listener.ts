@@ -139,13 +139,15 @@ export function createListener(deps: ListenerDeps): http.Server {
         upstreamRes = upstream;
         res.writeHead(upstream.statusCode ?? 502, upstream.statusMessage, responseHeaders(upstream.headers, state.draining));
         upstream.on('data', (chunk: Buffer) => { bytesSent += chunk.length; });
-        // A reset mid-body must abort the client's response, not leave it hanging.
-        const abortResponse = () => res.destroy();
-        upstream.on('aborted', abortResponse);
-        upstream.on('error', abortResponse);
-        upstream.on('end', () => {
-          if (upstream.rawTrailers.length > 0) res.addTrailers(upstream.trailers);
-        });
+        // Only a chunked body can carry trailers (listeners cost per request).
+        if (upstream.headers['content-length'] === undefined) {
+          upstream.on('end', () => {
+            if (upstream.rawTrailers.length > 0) res.addTrailers(upstream.trailers);
+          });
+        }
+        // A reset mid-body must abort the client's response, not leave it hanging: the
+        // upstream response closes without having completed (aborted, or an error).
+        upstream.on('close', () => { if (!upstream.complete) res.destroy(); });
         upstream.pipe(res);
       }, fail);
     } catch (err) {
