@@ -8,6 +8,9 @@ import { silentLogger } from '../proxy/runtime/logger';
 import type { Clock } from '../proxy/runtime/clock';
 import type { Handler, RequestContext } from '../proxy/pipeline';
 import { createRateLimitPolicy, TokenBucket, LocalLimiter } from '../proxy/policies/rate-limit';
+import { GlobalLimiter } from '../proxy/policies/rate-limit/shared-budget';
+import type { RedisLink } from '../proxy/policies/rate-limit/redis-link';
+import type Bottleneck from 'bottleneck';
 
 class FakeClock implements Clock {
   t = 1000;
@@ -149,4 +152,61 @@ t.test('route-only rate limit leaves other paths unlimited', async (t) => {
   const s = setup({ routes: [{ match: { pathPrefix: '/slow' }, rateLimit: { requestsPerSecond: 1, burst: 1 } }] });
   t.equal(await s.burst(3, { path: '/slow' }), 1);
   t.equal(await s.burst(50, { path: '/fast' }), 50);
+});
+
+// scope: global, with a fake Redis link and a fake Bottleneck reservoir, so that the moment
+// between Redis coming back and its first answer can be held open and looked at.
+t.test('global scope: fail open while redis is down and until its first answer after it returns', async (t) => {
+  const clock = new FakeClock();
+  const upListeners = new Set<() => void>();
+  const link = {
+    up: true, failOpen: 0, errors: 0,
+    onUp(fn: () => void) { upListeners.add(fn); return () => upListeners.delete(fn); },
+    countFailOpen() { this.failOpen++; },
+    noteError() { this.errors++; },
+    connection: undefined,
+  };
+  // The reservoir answers when the test says so: each pending call waits in `answers`.
+  const answers: Array<(n: number) => void> = [];
+  const reservoir = {
+    currentReservoir: () => new Promise<number>((resolve) => answers.push(resolve)),
+    schedule: (_o: unknown, fn: () => Promise<void>) => fn(),
+    on() {},
+    disconnect() {},
+    queued: () => 0,
+  };
+  const answer = async (n: number) => {
+    answers.shift()?.(n);
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  };
+  const config = policyOf({ rateLimit: { requestsPerSecond: 10, burst: 10, key: 'none', scope: 'global' } }).rateLimit!;
+  const limiter = new GlobalLimiter(config, 'svc:p', link as unknown as RedisLink, clock, 100, () => reservoir as unknown as Bottleneck);
+  t.teardown(() => limiter.close());
+
+  // Up: the first batch (plus the new key's credit) is spent, then the budget refuses.
+  await answer(100);
+  let admitted = 0;
+  for (let i = 0; i < 5; i++) if (limiter.admit('')) admitted++;
+  t.ok(admitted >= 1 && admitted < 5, `the shared budget is enforced (${admitted} of 5)`);
+  await answer(0); // the reservoir is empty now
+  t.notOk(limiter.admit(''), 'refused while the shared reservoir is empty');
+
+  // Down: fail open.
+  link.up = false;
+  const failOpenBefore = link.failOpen;
+  t.ok(limiter.admit('') && limiter.admit(''), 'redis down: admitted');
+  t.equal(link.failOpen - failOpenBefore, 2, 'and counted as fail-open');
+
+  // Back: nothing has been heard from the new redis yet, so still open (this refused everything before).
+  clock.advance(1000); // any poll for the empty reservoir is due
+  link.up = true;
+  for (const fn of upListeners) fn();
+  t.ok(answers.length >= 1, 'the budget asks the returned redis for a batch at once');
+  t.ok(limiter.admit('') && limiter.admit('') && limiter.admit(''), 'redis back, no answer yet: still admitted');
+  t.equal(link.failOpen - failOpenBefore, 5, 'each counted as fail-open');
+
+  // Redis answers with an empty reservoir: its budget is in force again.
+  await answer(0);
+  t.notOk(limiter.admit(''), 'once redis has answered, its budget is enforced again');
+  t.equal(link.failOpen - failOpenBefore, 5, 'no more fail-open');
 });

@@ -8,8 +8,8 @@
 // because tokens leave Redis only once (atomically, in Bottleneck's Lua scripts), a proxy
 // never holds more than `batch` of them, and each new key may admit one request on credit
 // before its first batch arrives (the credit is repaid from that batch). Not covered: while
-// Redis is unreachable every proxy fails open, and a Redis restart without persistence
-// refills the reservoir.
+// Redis is unreachable every proxy fails open, also after it comes back until the first batch
+// from it has landed, and a Redis restart without persistence refills the reservoir.
 import type Bottleneck from 'bottleneck';
 import type { RateLimitConfig } from '../../config';
 import type { Clock } from '../../runtime/clock';
@@ -44,6 +44,27 @@ const FETCH_TIMEOUT_MS = 2000;
 /** Redis keys of an idle shared bucket expire after this long. */
 const REDIS_KEY_TTL_MS = 10 * 60_000;
 
+/** Makes the Bottleneck limiter of one shared budget (tests give a fake). */
+export type SharedLimiterFactory = (id: string, plan: SharedPlan, link: RedisLink) => Bottleneck;
+
+/** The real one: Bottleneck's reservoir in Redis, on the link's connection. */
+const bottleneckLimiter: SharedLimiterFactory = (id, plan, link) => {
+  const { burst, increaseAmount, increaseIntervalMs } = plan;
+  const BottleneckLib: typeof Bottleneck = require('bottleneck'); // lazily, as in redis-link.ts
+  return new BottleneckLib({
+    id,
+    datastore: 'ioredis',
+    connection: link.connection,
+    clearDatastore: false,
+    reservoir: burst,
+    reservoirIncreaseAmount: increaseAmount,
+    reservoirIncreaseInterval: increaseIntervalMs,
+    reservoirIncreaseMaximum: burst,
+    timeout: REDIS_KEY_TTL_MS,
+    heartbeatInterval: 1000,
+  });
+};
+
 class SharedBudget {
   /** Tokens taken from Redis and not yet spent. */
   private tokens = 1;
@@ -51,15 +72,27 @@ class SharedBudget {
   private owed = 1;
   private fetching = false;
   private demand = false;
+  /**
+   * Redis came back (or lost our keys) and no batch has landed since: the tokens held are
+   * from before, so running out of them proves nothing. Fail open until Redis has answered,
+   * as while it was down, rather than refuse everything for that moment.
+   */
+  private recovering = false;
   private pollTimer: unknown;
   private limiter: Bottleneck | undefined;
   private closed = false;
   private readonly offUp: () => void;
   lastUsed: number;
 
-  constructor(private readonly id: string, private readonly plan: SharedPlan, private readonly link: RedisLink, private readonly clock: Clock) {
+  constructor(
+    private readonly id: string, private readonly plan: SharedPlan, private readonly link: RedisLink, private readonly clock: Clock,
+    private readonly makeLimiter: SharedLimiterFactory,
+  ) {
     this.lastUsed = clock.now();
-    this.offUp = link.onUp(() => this.refill());
+    this.offUp = link.onUp(() => {
+      this.recovering = true;
+      this.refill();
+    });
     this.refill();
   }
 
@@ -76,6 +109,10 @@ class SharedBudget {
       return true;
     }
     this.refill();
+    if (this.recovering) {
+      this.link.countFailOpen();
+      return true;
+    }
     return false;
   }
 
@@ -87,6 +124,8 @@ class SharedBudget {
     this.demand = false;
     this.fetch().then(() => {
       this.fetching = false;
+      // Redis answered (a batch, or an empty reservoir): its budget is in force again.
+      this.recovering = false;
       // Requests came while we were fetching and the batch is already half spent: go again.
       if (this.demand && this.tokens <= this.plan.batch >> 1) this.refill();
     }, (err: unknown) => {
@@ -98,6 +137,7 @@ class SharedBudget {
       // recovery never runs: do what it would do.
       const message = String((err as Error)?.message ?? '');
       const lost = /SETTINGS_KEY_NOT_FOUND|UNKNOWN_CLIENT/.test(message);
+      if (lost) this.recovering = true;
       const retry = () => {
         this.pollTimer = undefined;
         if (this.demand) this.refill();
@@ -141,20 +181,7 @@ class SharedBudget {
    */
   private currentLimiter(): Bottleneck {
     if (this.limiter) return this.limiter;
-    const { burst, increaseAmount, increaseIntervalMs } = this.plan;
-    const BottleneckLib: typeof Bottleneck = require('bottleneck'); // lazily, as in redis-link.ts
-    this.limiter = new BottleneckLib({
-      id: this.id,
-      datastore: 'ioredis',
-      connection: this.link.connection,
-      clearDatastore: false,
-      reservoir: burst,
-      reservoirIncreaseAmount: increaseAmount,
-      reservoirIncreaseInterval: increaseIntervalMs,
-      reservoirIncreaseMaximum: burst,
-      timeout: REDIS_KEY_TTL_MS,
-      heartbeatInterval: 1000,
-    });
+    this.limiter = this.makeLimiter(this.id, this.plan, this.link);
     this.limiter.on('error', () => this.link.noteError());
     return this.limiter;
   }
@@ -205,16 +232,19 @@ export class GlobalLimiter implements Limiter {
   private readonly single: SharedBudget | undefined;
   private readonly keyed: KeyedStore<SharedBudget> | undefined;
 
-  constructor(private readonly config: RateLimitConfig, idPrefix: string, link: RedisLink, private readonly clock: Clock, maxKeys = DEFAULT_MAX_KEYS) {
+  constructor(
+    private readonly config: RateLimitConfig, idPrefix: string, link: RedisLink, private readonly clock: Clock,
+    maxKeys = DEFAULT_MAX_KEYS, makeLimiter: SharedLimiterFactory = bottleneckLimiter,
+  ) {
     const plan = this.plan = planShared(config);
     // The settings are part of the id: proxies on different config versions never share a
     // reservoir whose refill they disagree about.
     const base = `pillion:rl:${idPrefix}:${config.requestsPerSecond}:${config.burst}`;
-    if (config.key.kind === 'none') this.single = new SharedBudget(base, plan, link, clock);
+    if (config.key.kind === 'none') this.single = new SharedBudget(base, plan, link, clock, makeLimiter);
     else {
       this.keyed = new KeyedStore<SharedBudget>({
         maxKeys,
-        create: (key) => new SharedBudget(`${base}:${key}`, plan, link, clock),
+        create: (key) => new SharedBudget(`${base}:${key}`, plan, link, clock, makeLimiter),
         // Idle for the time the bucket needs to refill completely: nothing worth keeping.
         isIdle: (b, now) => now - b.lastUsed > Math.max(1000, (1000 * config.burst) / config.requestsPerSecond),
         dispose: (b) => b.close(),
