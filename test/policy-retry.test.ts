@@ -5,32 +5,11 @@ import type { IncomingMessage } from 'node:http';
 import { decodePolicyObjects } from '../proxy/config';
 import { ProxyError, UpstreamUnreachableError, UpstreamTimeoutError, CircuitOpenError } from '../proxy/errors';
 import { createProxyMetrics } from '../proxy/observability/metrics';
-import type { Clock } from '../proxy/runtime/clock';
+import { FakeClock } from './helpers/fake-clock';
 import { compose, Handler, RequestContext, AttemptOptions } from '../proxy/pipeline';
 import { createRetryPolicy, backoffMs, RetryBudget } from '../proxy/policies/retry';
 import { createTimeoutPolicy } from '../proxy/policies/timeout';
 
-class FakeClock implements Clock {
-  t = 0;
-  readonly requested: number[] = [];
-  private timers = new Map<number, { at: number; fn: () => void }>();
-  private seq = 0;
-  now() { return this.t; }
-  setTimeout(fn: () => void, ms: number) { const id = ++this.seq; this.requested.push(ms); this.timers.set(id, { at: this.t + ms, fn }); return id; }
-  clearTimeout(h: unknown) { this.timers.delete(h as number); }
-  get pending() { return this.timers.size; }
-  advance(ms: number) {
-    const end = this.t + ms;
-    for (;;) {
-      const due = [...this.timers].filter(([, x]) => x.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
-      if (!due) break;
-      this.timers.delete(due[0]);
-      this.t = Math.max(this.t, due[1].at);
-      due[1].fn();
-    }
-    this.t = end;
-  }
-}
 const tick = () => new Promise((r) => setImmediate(r));
 
 function policyOf(spec: Record<string, unknown>) {

@@ -1,29 +1,8 @@
 // The shared deadline queue behind the timeout and per-try timeout stages: one timer for
 // many same-length deadlines, expiring in order, leaving no timer behind when empty.
 import t from 'tap';
-import type { Clock } from '../proxy/runtime/clock';
+import { FakeClock } from './helpers/fake-clock';
 import { DeadlineQueue, DeadlineQueues } from '../proxy/runtime/deadline-queue';
-
-class FakeClock implements Clock {
-  t = 0;
-  private timers = new Map<number, { at: number; fn: () => void }>();
-  private seq = 0;
-  now() { return this.t; }
-  setTimeout(fn: () => void, ms: number) { const id = ++this.seq; this.timers.set(id, { at: this.t + ms, fn }); return id; }
-  clearTimeout(h: unknown) { this.timers.delete(h as number); }
-  get pending() { return this.timers.size; }
-  advance(ms: number) {
-    const end = this.t + ms;
-    for (;;) {
-      const due = [...this.timers].filter(([, x]) => x.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
-      if (!due) break;
-      this.timers.delete(due[0]);
-      this.t = Math.max(this.t, due[1].at);
-      due[1].fn();
-    }
-    this.t = end;
-  }
-}
 
 t.test('deadlines expire in order, each at its own time, on one timer', async (t) => {
   const clock = new FakeClock();
