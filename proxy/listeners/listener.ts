@@ -93,7 +93,7 @@ export function createListener(deps: ListenerDeps): http.Server {
         direction, service, method,
         // Query strings often carry credentials: the log keeps the path only.
         path: stripQuery(pathForLog), status, reason: localReason,
-        duration_ms: Math.round(seconds * 1e6) / 1000, bytes_sent: bytesSent,
+        duration_ms: seconds * 1000, bytes_sent: bytesSent, // rounded to µs by the log
         upstream: ctx?.upstream ?? '', attempt_count: ctx?.attemptCount ?? 0,
         // Without tracing stages, the W3C header is all there is.
         trace_id: ctx?.traceId || (typeof tp === 'string' && tp.length >= 35 ? tp.slice(3, 35) : ''),

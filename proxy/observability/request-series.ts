@@ -13,14 +13,20 @@ interface ExportedValue {
   metricName?: string;
 }
 
-/** The shape prom-client's registry reads from any registered metric (its get()). */
-interface CollectedMetric {
-  readonly name: string;
-  readonly help: string;
-  readonly type: 'counter' | 'histogram';
-  readonly aggregator: 'sum';
-  get(): Promise<{ name: string; help: string; type: string; aggregator: 'sum'; values: ExportedValue[] }>;
-  reset(): void;
+/**
+ * Registers a metric whose values are produced at scrape time: the shape prom-client's
+ * registry reads from any registered metric (its get()), shared by both kinds below.
+ */
+function registerCollected(
+  registry: Registry, name: string, help: string, type: 'counter' | 'histogram',
+  values: () => ExportedValue[], reset: () => void,
+): void {
+  const metric = {
+    name, help, type, aggregator: 'sum' as const,
+    get: async () => ({ name, help, type, aggregator: 'sum' as const, values: values() }),
+    reset,
+  };
+  registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
 }
 
 /**
@@ -39,15 +45,9 @@ export class SeriesCounter {
   }
 
   register(registry: Registry): void {
-    const metric: CollectedMetric = {
-      name: this.name, help: this.help, type: 'counter', aggregator: 'sum',
-      get: async () => ({
-        name: this.name, help: this.help, type: 'counter', aggregator: 'sum',
-        values: this.series.map((s) => ({ labels: s.labels, value: s.value })),
-      }),
-      reset: () => { this.series.length = 0; },
-    };
-    registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
+    registerCollected(registry, this.name, this.help, 'counter',
+      () => this.series.map((s) => ({ labels: s.labels, value: s.value })),
+      () => { this.series.length = 0; });
   }
 }
 
@@ -81,15 +81,9 @@ export class SeriesHistogram {
   }
 
   register(registry: Registry): void {
-    const metric: CollectedMetric = {
-      name: this.name, help: this.help, type: 'histogram', aggregator: 'sum',
-      get: async () => ({
-        name: this.name, help: this.help, type: 'histogram', aggregator: 'sum',
-        values: this.series.flatMap((s) => this.export(s)),
-      }),
-      reset: () => { this.series.length = 0; },
-    };
-    registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
+    registerCollected(registry, this.name, this.help, 'histogram',
+      () => this.series.flatMap((s) => this.export(s)),
+      () => { this.series.length = 0; });
   }
 
   private export(s: HistogramSeries): ExportedValue[] {
