@@ -3,6 +3,7 @@ import type { MachineDescription } from './machine';
 import type { SetupReport } from './setup';
 import type { WrkResult } from './load/wrk';
 import type { FixedRateResult } from './load/fixed-rate';
+import type { SideBySideResult } from './side-by-side';
 
 export interface BenchSettings {
   readonly rounds: number;
@@ -98,6 +99,8 @@ export interface BenchResults {
   readonly settings: BenchSettings;
   readonly scenarios: readonly ScenarioResult[];
   readonly convergence: ConvergenceResult;
+  /** The bars' comparisons run at the same time (bench/side-by-side.ts); absent in older runs. */
+  readonly sideBySide?: readonly SideBySideResult[];
   readonly bars: readonly Bar[];
   /** 1-minute load average over the samples: min, median, max. */
   readonly load: { readonly min: number; readonly median: number; readonly max: number };

@@ -14,6 +14,7 @@ import { runFixedRate } from './load/fixed-rate';
 import { startOtlpSink } from './servers/otlp-sink';
 import { startRedis } from './redis';
 import { runConvergence } from './convergence-loader';
+import { runSideBySide, SIDE_BY_SIDE_PAIRS, SideBySideResult } from './side-by-side';
 import { allScenarios, Scenario, ScenarioContext } from './scenarios';
 import { summarize, computeBars, renderMarkdown, renderSvg } from './report';
 import type { BenchResults, BenchSettings, RoundSample, ScenarioResult } from './results';
@@ -31,6 +32,8 @@ export interface BenchOptions {
   readonly rawDir: string;
   readonly install: boolean;
   readonly convergence: readonly { proxies: number; applies: number }[];
+  /** Also run the bars' comparisons side by side (see bench/side-by-side.ts). */
+  readonly sideBySide: boolean;
   readonly command: string;
   readonly root: string;
   readonly log: (line: string) => void;
@@ -146,6 +149,21 @@ export async function runBench(opts: BenchOptions): Promise<BenchResults> {
         : { name: s.name, label: s.label, hops: s.hops, status: 'failed', reason: mine.find((x) => x.error)?.error ?? 'no sample', samples: mine };
     });
 
+    // The bars' comparisons once more, each pair loaded at the same time (drift cancels).
+    const byName = new Map(runnable.map((s) => [s.name, s]));
+    const sideBySide: SideBySideResult[] = [];
+    if (opts.sideBySide) {
+      for (const pair of SIDE_BY_SIDE_PAIRS) {
+        if (!byName.has(pair.candidate) || !byName.has(pair.baseline)) continue;
+        const r = await runSideBySide(pair, byName, ctx, {
+          rounds: opts.rounds, seconds: opts.throughputSeconds, warmupSeconds: opts.warmupSeconds,
+          connections: THROUGHPUT.connections, path: THROUGHPUT.path, log,
+        });
+        if (r.status !== 'ok') log(`side by side ${pair.candidate} vs ${pair.baseline}: failed: ${r.reason}`);
+        sideBySide.push(r);
+      }
+    }
+
     const convergence = opts.convergence.length
       ? await runConvergence(opts.convergence, log)
       : { status: 'skipped' as const, reason: 'not requested', points: [] };
@@ -159,8 +177,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchResults> {
     const loads = [...samples.values()].flat().map((x) => x.loadAvg1).filter((v): v is number => v !== undefined);
     const results: BenchResults = {
       format: 1, startedAt, finishedAt: new Date().toISOString(), command: opts.command, quick: opts.quick,
-      gitCommit: gitCommit(opts.root), machine, setup, settings, scenarios: scenarioResults, convergence,
-      bars: computeBars(scenarioResults, convergence),
+      gitCommit: gitCommit(opts.root), machine, setup, settings, scenarios: scenarioResults, convergence, sideBySide,
+      bars: computeBars(scenarioResults, convergence, sideBySide),
       load: { min: Math.min(...loads), median: median(loads), max: Math.max(...loads) },
       otlpSink: { exportRequests: sink.requests, bytes: sink.bytes },
     };
@@ -184,7 +202,7 @@ export function renderResults(dir: string): void {
   // JSON has no NaN: unmeasured figures come back as null, which the reports print as "–".
   const parsed = JSON.parse(readFileSync(path.join(dir, 'latest.json'), 'utf8'), (_k, v) => (v === null ? NaN : v)) as BenchResults;
   // The bars are derived data: recomputed, so a change to how they are read applies to old runs too.
-  const results: BenchResults = { ...parsed, bars: computeBars(parsed.scenarios, parsed.convergence) };
+  const results: BenchResults = { ...parsed, bars: computeBars(parsed.scenarios, parsed.convergence, parsed.sideBySide ?? []) };
   writeFileSync(path.join(dir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
   writeReports(dir, results);
 }

@@ -78,7 +78,14 @@ t.test('pillion bench --quick on direct, Pillion and http-proxy', { skip: hasWrk
   // NaN in the run is null in JSON: direct has no proxy process to charge.
   t.equal(res.scenarios[0]!.summary!.cpuPer1k.throughput as number | null, null, 'no proxy CPU for direct');
   t.ok(Number.isFinite(pillion.vsHttpProxy));
-  t.match(res.bars.find((b) => b.issue === 2)!.display, /^\d+\.\d\dx \(by CPU per request: \d+\.\d\dx\)$/);
+  // pillion and http-proxy are a bar's pair: also run side by side, both loaded at once.
+  const sbs = res.sideBySide!;
+  t.same(sbs.map((r) => [r.candidate, r.baseline, r.status]), [['pillion', 'http-proxy', 'ok']]);
+  t.ok(sbs[0]!.rounds[0]!.candidate.requests > 0 && sbs[0]!.rounds[0]!.baseline.requests > 0, 'both sides served load at once');
+  t.ok(Number.isFinite(sbs[0]!.cpuRatio));
+  t.match(res.bars.find((b) => b.issue === 2)!.display,
+    /^one after the other \d+\.\d\dx \(by CPU per request: \d+\.\d\dx\); side by side \d+\.\d\dx \(rounds [\d.]+x–[\d.]+x; by CPU per request: [\d.]+x\)$/);
+  t.match(readFileSync(path.join(out, 'latest.md'), 'utf8'), /## Side by side/);
   t.equal(res.machine.cores, os.cpus().length);
   t.match(readFileSync(path.join(out, 'latest.md'), 'utf8'), /\| pillion \| 1 \| [\d,]+ \|/);
   t.match(readFileSync(path.join(out, 'latest.svg'), 'utf8'), /^<svg /);

@@ -4,7 +4,8 @@ import { CliError } from '../errors';
 import { parseFlags, durationFlag } from '../args';
 
 const USAGE = `usage: pillion bench [--quick] [--scenario a,b,...] [--rounds N] [--duration 6s] [--warmup 8s]
-                     [--out DIR] [--no-install] [--no-convergence] [--list] [--render]
+                     [--out DIR] [--no-install] [--no-convergence] [--no-side-by-side]
+                     [--list] [--render]
   --render: rewrite DIR/latest.md and latest.svg from DIR/latest.json without running anything`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -17,6 +18,7 @@ export async function run(argv: string[]): Promise<number> {
     out: { type: 'string' },
     'no-install': { type: 'boolean' },
     'no-convergence': { type: 'boolean' },
+    'no-side-by-side': { type: 'boolean' },
     list: { type: 'boolean' },
     render: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -79,7 +81,7 @@ export async function run(argv: string[]): Promise<number> {
 
   const results = await runBench({
     quick, scenarios, rounds, throughputSeconds: seconds, fixedRateSeconds: seconds, warmupSeconds,
-    outDir, rawDir, install: !values['no-install'], convergence,
+    outDir, rawDir, install: !values['no-install'], convergence, sideBySide: !values['no-side-by-side'],
     command: ['pillion', 'bench', ...argv].join(' '), root,
     log: (line) => process.stderr.write(`${line}\n`),
   });

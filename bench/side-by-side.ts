@@ -1,0 +1,109 @@
+// Side-by-side comparisons: the two scenarios a performance bar compares run at the same time,
+// each under its own wrk, so that whatever the shared machine does to one it does to the other.
+//
+// Why: on this class of machine the speed drifts by 2x within minutes (bench/results shows the
+// req/s range over rounds), so two scenarios measured one after the other differ by ±30% for
+// reasons of their own, and a 5% bar cannot be read from them. Run together on the same cores,
+// both proxies are CPU-bound and the scheduler gives each the same share, so the ratio of the
+// requests they complete is the ratio of what a request costs each of them, with the machine's
+// drift cancelled. The one-after-the-other figures stay in the report beside these.
+import { usageOf } from './proc';
+import { median } from './stats';
+import { runWrk } from './load/wrk';
+import type { RunningTarget, Scenario, ScenarioContext } from './scenarios';
+
+export interface SideBySidePair {
+  readonly candidate: string;
+  readonly baseline: string;
+}
+
+/** The comparisons the issues' bars make (candidate over baseline). */
+export const SIDE_BY_SIDE_PAIRS: readonly SideBySidePair[] = [
+  { candidate: 'pillion', baseline: 'http-proxy' },
+  { candidate: 'pillion-trace-1', baseline: 'pillion' },
+  { candidate: 'pillion-trace-100', baseline: 'pillion' },
+  { candidate: 'pillion-pair-policies', baseline: 'pillion-pair' },
+  { candidate: 'pillion-pair-global', baseline: 'pillion-pair-policies' },
+];
+
+export interface SideBySideSample {
+  readonly requests: number;
+  /** Proxy CPU seconds per 1,000 requests in this round. */
+  readonly cpuPer1k: number;
+  readonly errors: number;
+}
+
+export interface SideBySideRound {
+  readonly round: number;
+  readonly candidate: SideBySideSample;
+  readonly baseline: SideBySideSample;
+}
+
+export interface SideBySideResult extends SideBySidePair {
+  readonly status: 'ok' | 'failed';
+  readonly reason?: string;
+  readonly rounds: readonly SideBySideRound[];
+  /** Median over rounds of candidate requests / baseline requests (same seconds, same moment). */
+  readonly ratio: number;
+  readonly ratioMin: number;
+  readonly ratioMax: number;
+  /** Median over rounds of baseline CPU per request / candidate CPU per request. */
+  readonly cpuRatio: number;
+}
+
+/** Ratios from the rounds (exported for the tests). */
+export function summarizeSideBySide(pair: SideBySidePair, rounds: readonly SideBySideRound[]): SideBySideResult {
+  const usable = rounds.filter((r) => r.candidate.requests > 0 && r.baseline.requests > 0);
+  if (usable.length === 0) {
+    return { ...pair, status: 'failed', reason: 'no round completed requests on both sides', rounds, ratio: NaN, ratioMin: NaN, ratioMax: NaN, cpuRatio: NaN };
+  }
+  const ratios = usable.map((r) => r.candidate.requests / r.baseline.requests);
+  return {
+    ...pair, status: 'ok', rounds,
+    ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios),
+    cpuRatio: median(usable.map((r) => r.baseline.cpuPer1k / r.candidate.cpuPer1k)),
+  };
+}
+
+export interface SideBySideOptions {
+  readonly rounds: number;
+  readonly seconds: number;
+  readonly warmupSeconds: number;
+  readonly connections: number;
+  readonly path: string;
+  readonly log: (line: string) => void;
+}
+
+async function loadBoth(targets: readonly RunningTarget[], opts: SideBySideOptions, seconds: number): Promise<SideBySideSample[]> {
+  const before = targets.map((t) => usageOf(t.pids).cpuSeconds);
+  const results = await Promise.all(targets.map((t) => runWrk({
+    url: `http://127.0.0.1:${t.port}${opts.path}`, host: t.hostHeader, connections: opts.connections, durationSeconds: seconds,
+  })));
+  return targets.map((t, i) => {
+    const r = results[i]!;
+    const cpu = usageOf(t.pids).cpuSeconds - before[i]!;
+    return { requests: r.requests, cpuPer1k: cpu / (r.requests / 1000), errors: r.errors };
+  });
+}
+
+export async function runSideBySide(pair: SideBySidePair, scenarios: ReadonlyMap<string, Scenario>, ctx: ScenarioContext,
+  opts: SideBySideOptions): Promise<SideBySideResult> {
+  const started: RunningTarget[] = [];
+  try {
+    for (const name of [pair.candidate, pair.baseline]) started.push(await scenarios.get(name)!.start(ctx));
+    if (opts.warmupSeconds > 0) await loadBoth(started, opts, opts.warmupSeconds);
+    const rounds: SideBySideRound[] = [];
+    for (let round = 0; round < opts.rounds; round++) {
+      const [candidate, baseline] = await loadBoth(started, opts, opts.seconds);
+      rounds.push({ round, candidate: candidate!, baseline: baseline! });
+      opts.log(`side by side ${pair.candidate} vs ${pair.baseline}, round ${round + 1}/${opts.rounds}: `
+        + `${candidate!.requests} vs ${baseline!.requests} requests (${(candidate!.requests / baseline!.requests).toFixed(3)}x), `
+        + `CPU ${candidate!.cpuPer1k.toFixed(3)} vs ${baseline!.cpuPer1k.toFixed(3)} s/1k req`);
+    }
+    return summarizeSideBySide(pair, rounds);
+  } catch (err) {
+    return { ...pair, status: 'failed', reason: (err as Error).message.split('\n')[0]!.slice(0, 500), rounds: [], ratio: NaN, ratioMin: NaN, ratioMax: NaN, cpuRatio: NaN };
+  } finally {
+    await Promise.all(started.map((t) => t.stop()));
+  }
+}
