@@ -156,6 +156,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResults> {
       for (const pair of SIDE_BY_SIDE_PAIRS) {
         if (!byName.has(pair.candidate) || !byName.has(pair.baseline)) continue;
         const r = await runSideBySide(pair, byName, ctx, {
+          helperPids: [process.pid, ...children.map((c) => c.pid)],
           rounds: opts.rounds, seconds: opts.throughputSeconds, warmupSeconds: opts.warmupSeconds,
           connections: THROUGHPUT.connections, path: THROUGHPUT.path, log,
         });

@@ -1,15 +1,21 @@
 // Side-by-side comparisons: the two scenarios a performance bar compares run at the same time,
-// each under its own wrk, so that whatever the shared machine does to one it does to the other.
+// their proxies sharing one CPU core, each loaded by its own wrk from the other core(s).
 //
 // Why: on this class of machine the speed drifts by 2x within minutes (bench/results shows the
 // req/s range over rounds), so two scenarios measured one after the other differ by ±30% for
-// reasons of their own, and a 5% bar cannot be read from them. Run together on the same cores,
-// both proxies are CPU-bound and the scheduler gives each the same share, so the ratio of the
-// requests they complete is the ratio of what a request costs each of them, with the machine's
-// drift cancelled. The one-after-the-other figures stay in the report beside these.
+// reasons of their own, and a 5% bar cannot be read from them. Run at the same moment on the
+// same core, both proxies see the same machine. Pinning both to one core (taskset) matters:
+// merely loaded together on all cores, the heavier proxy simply took more CPU than the other
+// and the ratio of requests understated its cost (measured: 0.93x by requests, 0.85x by CPU
+// per request, for the same rounds). Sharing one core, the scheduler gives each half of it,
+// so the ratio of requests completed and the ratio of CPU per request agree, and repeat
+// within about 2% round to round. The one-after-the-other figures stay in the report.
+import os from 'node:os';
+import { execFileSync } from 'node:child_process';
 import { usageOf } from './proc';
 import { median } from './stats';
 import { runWrk } from './load/wrk';
+import { programPath } from './setup';
 import type { RunningTarget, Scenario, ScenarioContext } from './scenarios';
 
 export interface SideBySidePair {
@@ -41,6 +47,8 @@ export interface SideBySideRound {
 
 export interface SideBySideResult extends SideBySidePair {
   readonly status: 'ok' | 'failed';
+  /** Both proxies on one core, load and upstream on the others (false: one core, or no taskset). */
+  readonly pinned?: boolean;
   readonly reason?: string;
   readonly rounds: readonly SideBySideRound[];
   /** Median over rounds of candidate requests / baseline requests (same seconds, same moment). */
@@ -66,6 +74,8 @@ export function summarizeSideBySide(pair: SideBySidePair, rounds: readonly SideB
 }
 
 export interface SideBySideOptions {
+  /** Processes that are not under test (upstream, the bench itself): kept off the proxies' core. */
+  readonly helperPids: readonly number[];
   readonly rounds: number;
   readonly seconds: number;
   readonly warmupSeconds: number;
@@ -74,10 +84,21 @@ export interface SideBySideOptions {
   readonly log: (line: string) => void;
 }
 
-async function loadBoth(targets: readonly RunningTarget[], opts: SideBySideOptions, seconds: number): Promise<SideBySideSample[]> {
+/** The proxies' core and the rest, or undefined when there is nothing to split. */
+export function coreSplit(cores: number, hasTaskset: boolean): { proxies: string; others: string } | undefined {
+  if (cores < 2 || !hasTaskset) return undefined;
+  return { proxies: '0', others: cores === 2 ? '1' : `1-${cores - 1}` };
+}
+
+function pin(pid: number, cpus: string): void {
+  // -a: every thread (V8's compiler and GC helpers, the OTLP export worker).
+  execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+}
+
+async function loadBoth(targets: readonly RunningTarget[], opts: SideBySideOptions, seconds: number, cpus: string | undefined): Promise<SideBySideSample[]> {
   const before = targets.map((t) => usageOf(t.pids).cpuSeconds);
   const results = await Promise.all(targets.map((t) => runWrk({
-    url: `http://127.0.0.1:${t.port}${opts.path}`, host: t.hostHeader, connections: opts.connections, durationSeconds: seconds,
+    url: `http://127.0.0.1:${t.port}${opts.path}`, host: t.hostHeader, connections: opts.connections, durationSeconds: seconds, cpus,
   })));
   return targets.map((t, i) => {
     const r = results[i]!;
@@ -88,22 +109,30 @@ async function loadBoth(targets: readonly RunningTarget[], opts: SideBySideOptio
 
 export async function runSideBySide(pair: SideBySidePair, scenarios: ReadonlyMap<string, Scenario>, ctx: ScenarioContext,
   opts: SideBySideOptions): Promise<SideBySideResult> {
+  const cores = os.cpus().length;
+  const split = coreSplit(cores, programPath('taskset') !== undefined);
   const started: RunningTarget[] = [];
   try {
     for (const name of [pair.candidate, pair.baseline]) started.push(await scenarios.get(name)!.start(ctx));
-    if (opts.warmupSeconds > 0) await loadBoth(started, opts, opts.warmupSeconds);
+    if (split) {
+      for (const t of started) for (const pid of t.pids) pin(pid, split.proxies);
+      for (const pid of opts.helperPids) pin(pid, split.others);
+    }
+    if (opts.warmupSeconds > 0) await loadBoth(started, opts, opts.warmupSeconds, split?.others);
     const rounds: SideBySideRound[] = [];
     for (let round = 0; round < opts.rounds; round++) {
-      const [candidate, baseline] = await loadBoth(started, opts, opts.seconds);
+      const [candidate, baseline] = await loadBoth(started, opts, opts.seconds, split?.others);
       rounds.push({ round, candidate: candidate!, baseline: baseline! });
       opts.log(`side by side ${pair.candidate} vs ${pair.baseline}, round ${round + 1}/${opts.rounds}: `
         + `${candidate!.requests} vs ${baseline!.requests} requests (${(candidate!.requests / baseline!.requests).toFixed(3)}x), `
         + `CPU ${candidate!.cpuPer1k.toFixed(3)} vs ${baseline!.cpuPer1k.toFixed(3)} s/1k req`);
     }
-    return summarizeSideBySide(pair, rounds);
+    return { ...summarizeSideBySide(pair, rounds), pinned: split !== undefined };
   } catch (err) {
     return { ...pair, status: 'failed', reason: (err as Error).message.split('\n')[0]!.slice(0, 500), rounds: [], ratio: NaN, ratioMin: NaN, ratioMax: NaN, cpuRatio: NaN };
   } finally {
+    // The helpers go back to every core for whatever the run does next.
+    if (split) for (const pid of opts.helperPids) pin(pid, `0-${cores - 1}`);
     await Promise.all(started.map((t) => t.stop()));
   }
 }

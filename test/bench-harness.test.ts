@@ -83,6 +83,7 @@ t.test('pillion bench --quick on direct, Pillion and http-proxy', { skip: hasWrk
   t.same(sbs.map((r) => [r.candidate, r.baseline, r.status]), [['pillion', 'http-proxy', 'ok']]);
   t.ok(sbs[0]!.rounds[0]!.candidate.requests > 0 && sbs[0]!.rounds[0]!.baseline.requests > 0, 'both sides served load at once');
   t.ok(Number.isFinite(sbs[0]!.cpuRatio));
+  t.equal(sbs[0]!.pinned, os.cpus().length >= 2, 'both proxies on one shared core (taskset is part of util-linux)');
   t.match(res.bars.find((b) => b.issue === 2)!.display,
     /^one after the other \d+\.\d\dx \(by CPU per request: \d+\.\d\dx\); side by side \d+\.\d\dx \(rounds [\d.]+x–[\d.]+x; by CPU per request: [\d.]+x\)$/);
   t.match(readFileSync(path.join(out, 'latest.md'), 'utf8'), /## Side by side/);

@@ -11,7 +11,7 @@ import { nginxConfig, haproxyConfig } from '../bench/scenarios/native-proxies';
 import { ensurePrograms } from '../bench/setup';
 import { decodePolicyText } from '../proxy/config';
 import type { BenchResults, RoundSample, ScenarioResult } from '../bench/results';
-import { summarizeSideBySide, SideBySideRound } from '../bench/side-by-side';
+import { coreSplit, summarizeSideBySide, SideBySideRound } from '../bench/side-by-side';
 
 function sbRound(round: number, candidate: number, baseline: number, candidateCpu: number, baselineCpu: number): SideBySideRound {
   return { round, candidate: { requests: candidate, cpuPer1k: candidateCpu, errors: 0 }, baseline: { requests: baseline, cpuPer1k: baselineCpu, errors: 0 } };
@@ -174,6 +174,13 @@ t.test('bars: issue 2 and 4 from this run, unmeasured ones say so', async (t) =>
   t.match(svg, /^<svg /);
   t.match(svg, />pillion-trace-1</);
   t.notMatch(svg, />nginx</, 'skipped scenarios are not drawn');
+});
+
+t.test('side by side: the proxies get core 0, everything else the rest', async (t) => {
+  t.same(coreSplit(2, true), { proxies: '0', others: '1' });
+  t.same(coreSplit(8, true), { proxies: '0', others: '1-7' });
+  t.equal(coreSplit(1, true), undefined, 'one core: nothing to split');
+  t.equal(coreSplit(4, false), undefined, 'no taskset: not pinned');
 });
 
 t.test('the Pillion configs the bench writes are valid TrafficPolicies', async (t) => {

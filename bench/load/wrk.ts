@@ -50,6 +50,8 @@ export interface WrkOptions {
   readonly connections: number;
   readonly durationSeconds: number;
   readonly threads?: number;
+  /** Run wrk on these CPUs only (`taskset -c`), e.g. "1" or "1-3". */
+  readonly cpus?: string;
 }
 
 export function runWrk(opts: WrkOptions): Promise<WrkResult> {
@@ -57,7 +59,8 @@ export function runWrk(opts: WrkOptions): Promise<WrkResult> {
   if (opts.host) args.push('-H', `Host: ${opts.host}`);
   args.push(opts.url);
   return new Promise((resolve, reject) => {
-    execFile('wrk', args, { timeout: (opts.durationSeconds + 30) * 1000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+    const [cmd, argv] = opts.cpus ? ['taskset', ['-c', opts.cpus, 'wrk', ...args]] : ['wrk', args];
+    execFile(cmd, argv, { timeout: (opts.durationSeconds + 30) * 1000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`wrk failed: ${err.message} ${stderr}`.trim()));
       try {
         resolve(parseWrkOutput(stdout));

@@ -55,11 +55,17 @@ export function renderMarkdown(res: BenchResults, chartFile: string | undefined)
 
   const sbs = (res.sideBySide ?? []).filter((r) => r.status === 'ok');
   if (sbs.length) {
+    const pinned = sbs.every((r) => r.pinned);
     out.push(`## Side by side: \`wrk -t${st.throughput.threads} -c${st.throughput.connections} -d${st.throughput.seconds}s\` on both at once`, '');
     out.push('Each comparison the bars make, run once more with both scenarios started together and loaded at the same'
-      + ' moment, each by its own wrk. Both are CPU-bound on the same cores and get the same share of them, so the'
-      + ' ratio of requests completed is the ratio of what a request costs each, and a drift of the machine\'s speed'
-      + ' (visible above as the req/s range over rounds) falls on both alike.', '');
+      + ' moment, each by its own wrk.'
+      + (pinned
+        ? ' The proxies of both share CPU core 0 (`taskset`), the load generators, the upstream and the bench the other'
+          + ' core(s): each proxy gets half of one core, so the ratio of requests completed is the ratio of what a'
+          + ' request costs each, and a drift of the machine\'s speed (visible above as the req/s range over rounds)'
+          + ' falls on both alike.'
+        : ' They could not be pinned to one shared core here (one core, or no `taskset`), so the heavier one may have'
+          + ' taken more CPU than the other: read the CPU per request ratio.'), '');
     out.push('| candidate | baseline | rounds | requests ratio (median) | range over rounds | CPU per request ratio |');
     out.push('|---|---|---:|---:|---:|---:|');
     for (const r of sbs) out.push(`| ${r.candidate} | ${r.baseline} | ${r.rounds.length} | ${x2(r.ratio)} | ${x2(r.ratioMin)}–${x2(r.ratioMax)} | ${x2(r.cpuRatio)} |`);
