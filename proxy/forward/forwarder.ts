@@ -66,14 +66,13 @@ class Attempt {
   /** Request trailers: forwarded before http-proxy's pipe ends the upstream request. */
   watchTrailers(req: IncomingMessage): void {
     this.req = req;
-    req.prependListener('end', this.forwardTrailers);
+    // Made here, not as a field: only requests that announce trailers pay for the closure.
+    req.prependListener('end', () => {
+      const trailers = this.req?.trailers;
+      if (this.proxyReq && trailers && Object.keys(trailers).length > 0) this.proxyReq.addTrailers(trailers);
+      this.req = undefined;
+    });
   }
-
-  private readonly forwardTrailers = (): void => {
-    const trailers = this.req?.trailers;
-    if (this.proxyReq && trailers && Object.keys(trailers).length > 0) this.proxyReq.addTrailers(trailers);
-    this.req = undefined;
-  };
 
   private release(): void {
     this.settled = true;

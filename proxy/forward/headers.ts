@@ -10,8 +10,16 @@ const HOP_BY_HOP = new Set([
   'te', 'upgrade', 'http2-settings',
 ]);
 
-function connectionTokens(value: string | string[] | undefined): string[] {
-  if (!value) return [];
+const NO_TOKENS: readonly string[] = [];
+
+function connectionTokens(value: string | string[] | undefined): readonly string[] {
+  if (!value) return NO_TOKENS;
+  // Nearly every message says just `keep-alive` or `close`: neither names a header that is
+  // not hop-by-hop already, and splitting them cost three arrays per message.
+  if (typeof value === 'string' && value.length <= 10) {
+    const v = value.toLowerCase();
+    if (v === 'keep-alive' || v === 'close') return NO_TOKENS;
+  }
   const text = Array.isArray(value) ? value.join(',') : value;
   return text.split(',').map((s) => s.trim().toLowerCase()).filter((s) => s.length > 0);
 }

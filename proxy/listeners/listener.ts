@@ -76,8 +76,9 @@ export function createListener(deps: ListenerDeps): http.Server {
     let pathForLog = req.url ?? '';
     let upstreamRes: IncomingMessage | undefined;
 
-    // The one close handler (each `once` costs a wrapper per request): cleanup, metrics, log.
-    res.once('close', () => {
+    // The one close handler: cleanup, metrics, log. `on`, not `once`: 'close' is emitted once,
+    // and `once` would cost a wrapper per request.
+    res.on('close', () => {
       if (upstreamRes && !upstreamRes.complete) upstreamRes.destroy();
       if (!res.writableFinished) {
         abortAttempt(req);
@@ -127,9 +128,12 @@ export function createListener(deps: ListenerDeps): http.Server {
       runtime = direction === 'inbound' ? deps.table.current.inbound : deps.table.outboundFor(service);
       runtime.inFlight++;
       const path = req.url!;
+      // A policy's endpoints make the fallback moot (and its loop check with it): not worked out per request.
+      const fallback = direction === 'outbound' && runtime.policy !== undefined && runtime.policy.endpoints.length > 0
+        ? undefined : fallbackTarget(deps, target, originalDst(req.socket));
       ctx = new ListenerContext(
         direction, service, requestId, startMs, clientIp, method, path, runtime.policy,
-        matchRoute(runtime.policy, method, path), fallbackTarget(deps, target, originalDst(req.socket)), res,
+        matchRoute(runtime.policy, method, path), fallback, res,
       );
       runtime.stack.handler(req, ctx, {}).then((upstream) => {
         if (res.destroyed) {

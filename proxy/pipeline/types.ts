@@ -20,7 +20,7 @@ export interface RequestContext {
   readonly policy: TrafficPolicy | undefined;
   /** The first route of the policy whose match holds, if any. */
   readonly route: RouteConfig | undefined;
-  /** Where to send it when the policy lists no endpoints (host name or original destination). */
+  /** Where to send it when the policy lists no endpoints (host name or original destination); undefined when it lists some. */
   readonly fallbackTarget: Endpoint | undefined;
   /** The client's response: only the listener and the forwarder touch it. */
   readonly res: ServerResponse;
