@@ -1,9 +1,14 @@
-// The shape of a bench run's results, as written to bench/results/*.json.
+// The shape of a bench run's results, as written to bench/results/*.json, and how a failure is recorded in them.
 import type { MachineDescription } from './machine';
 import type { SetupReport } from './setup';
 import type { WrkResult } from './load/wrk';
 import type { FixedRateResult } from './load/fixed-rate';
 import type { SideBySideResult } from './side-by-side';
+
+/** How a failure is recorded in the results: its first line, bounded. */
+export function errorSummary(err: unknown): string {
+  return String((err as Error)?.message ?? err).split('\n')[0]!.slice(0, 500);
+}
 
 export interface BenchSettings {
   readonly rounds: number;

@@ -17,6 +17,7 @@ import { runConvergence } from './convergence-loader';
 import { runSideBySide, SIDE_BY_SIDE_PAIRS, SideBySideResult } from './side-by-side';
 import { allScenarios, Scenario, ScenarioContext } from './scenarios';
 import { summarize, computeBars, renderMarkdown, renderSvg } from './report';
+import { errorSummary } from './results';
 import type { BenchResults, BenchSettings, RoundSample, ScenarioResult } from './results';
 
 export interface BenchOptions {
@@ -132,7 +133,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResults> {
         try {
           sample = await measure(s, ctx, opts, round);
         } catch (err) {
-          sample = { round, error: (err as Error).message.split('\n')[0]!.slice(0, 500) };
+          sample = { round, error: errorSummary(err) };
         }
         samples.get(s.name)!.push(sample);
         log(`round ${round + 1}/${opts.rounds} ${s.name}: ${describeSample(sample)}`);

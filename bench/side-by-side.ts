@@ -17,6 +17,7 @@ import { median } from './stats';
 import { runWrk } from './load/wrk';
 import { programPath } from './setup';
 import type { RunningTarget, Scenario, ScenarioContext } from './scenarios';
+import { errorSummary } from './results';
 
 export interface SideBySidePair {
   readonly candidate: string;
@@ -59,12 +60,14 @@ export interface SideBySideResult extends SideBySidePair {
   readonly cpuRatio: number;
 }
 
+function failed(pair: SideBySidePair, reason: string, rounds: readonly SideBySideRound[]): SideBySideResult {
+  return { ...pair, status: 'failed', reason, rounds, ratio: NaN, ratioMin: NaN, ratioMax: NaN, cpuRatio: NaN };
+}
+
 /** Ratios from the rounds (exported for the tests). */
 export function summarizeSideBySide(pair: SideBySidePair, rounds: readonly SideBySideRound[]): SideBySideResult {
   const usable = rounds.filter((r) => r.candidate.requests > 0 && r.baseline.requests > 0);
-  if (usable.length === 0) {
-    return { ...pair, status: 'failed', reason: 'no round completed requests on both sides', rounds, ratio: NaN, ratioMin: NaN, ratioMax: NaN, cpuRatio: NaN };
-  }
+  if (usable.length === 0) return failed(pair, 'no round completed requests on both sides', rounds);
   const ratios = usable.map((r) => r.candidate.requests / r.baseline.requests);
   return {
     ...pair, status: 'ok', rounds,
@@ -129,7 +132,7 @@ export async function runSideBySide(pair: SideBySidePair, scenarios: ReadonlyMap
     }
     return { ...summarizeSideBySide(pair, rounds), pinned: split !== undefined };
   } catch (err) {
-    return { ...pair, status: 'failed', reason: (err as Error).message.split('\n')[0]!.slice(0, 500), rounds: [], ratio: NaN, ratioMin: NaN, ratioMax: NaN, cpuRatio: NaN };
+    return failed(pair, errorSummary(err), []);
   } finally {
     // The helpers go back to every core for whatever the run does next.
     if (split) for (const pid of opts.helperPids) pin(pid, `0-${cores - 1}`);
