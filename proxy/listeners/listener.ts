@@ -129,8 +129,7 @@ export function createListener(deps: ListenerDeps): http.Server {
       runtime.inFlight++;
       const path = req.url!;
       // A policy's endpoints make the fallback moot (and its loop check with it): not worked out per request.
-      const fallback = direction === 'outbound' && runtime.policy !== undefined && runtime.policy.endpoints.length > 0
-        ? undefined : fallbackTarget(deps, target, originalDst(req.socket));
+      const fallback = runtime.usesEndpoints ? undefined : fallbackTarget(deps, target, originalDst(req.socket));
       ctx = new ListenerContext(
         direction, service, requestId, startMs, clientIp, method, path, runtime.policy,
         matchRoute(runtime.policy, method, path), fallback, res,
@@ -187,8 +186,7 @@ export function createListener(deps: ListenerDeps): http.Server {
       checkAmbiguity(req);
       const target = direction === 'outbound' ? outboundTarget(req) : undefined;
       const runtime = direction === 'inbound' ? deps.table.current.inbound : deps.table.outboundFor(target!.service);
-      const endpoints = direction === 'outbound' ? runtime.policy?.endpoints ?? [] : [];
-      const dest = endpoints[0] ?? fallbackTarget(deps, target, originalDst(socket));
+      const dest = runtime.usesEndpoints ? runtime.policy!.endpoints[0] : fallbackTarget(deps, target, originalDst(socket));
       if (!dest) throw new NoRouteError(target?.service ?? deps.selfService);
       prepareUpgradeHeaders(req, normalizeIp(socket.remoteAddress));
       forwardUpgrade(deps.proxy, req, socket, head, dest, () => {

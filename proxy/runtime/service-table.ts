@@ -13,6 +13,8 @@ export interface ServiceRuntime {
   /** Identity of the policy it was built from: an unchanged policy keeps its runtime (and breaker state). */
   readonly key: string;
   readonly stack: BuiltStack;
+  /** Its forwarder sends to the policy's endpoints, so a request's fallback target is never used. */
+  readonly usesEndpoints: boolean;
   inFlight: number;
 }
 
@@ -85,16 +87,19 @@ export class ServiceTable {
         continue;
       }
       const forward = createForwarder(this.proxy, this.agentFor(policy.service), { endpoints: policy.endpoints });
-      outbound.set(policy.service, { service: policy.service, policy, key, stack: buildOutboundStack(policy, this.deps, forward), inFlight: 0 });
+      outbound.set(policy.service, {
+        service: policy.service, policy, key, stack: buildOutboundStack(policy, this.deps, forward),
+        usesEndpoints: policy.endpoints.length > 0, inFlight: 0,
+      });
     }
     const outboundDefault = old?.outboundDefault ?? {
-      service: '*', policy: undefined, key: '', inFlight: 0,
+      service: '*', policy: undefined, key: '', usesEndpoints: false, inFlight: 0,
       stack: buildOutboundStack(undefined, this.deps, createForwarder(this.proxy, this.defaultAgent, { endpoints: [] })),
     };
     const selfPolicy = snapshot.policies.find((p) => p.service === this.deps.selfService);
     const inboundKey = selfPolicy ? JSON.stringify(selfPolicy) : '';
     const inbound = old && old.inbound.key === inboundKey ? old.inbound : {
-      service: this.deps.selfService, policy: selfPolicy, key: inboundKey, inFlight: 0,
+      service: this.deps.selfService, policy: selfPolicy, key: inboundKey, usesEndpoints: false, inFlight: 0,
       // Inbound always goes to the local app, never to the policy's endpoints (other pods).
       stack: buildInboundStack(selfPolicy, this.deps, createForwarder(this.proxy, this.appAgent, { endpoints: [] })),
     };
