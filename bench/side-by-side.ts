@@ -12,6 +12,7 @@
 // within about 2% round to round. The one-after-the-other figures stay in the report.
 import os from 'node:os';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { usageOf } from './proc';
 import { median } from './stats';
 import { runWrk } from './load/wrk';
@@ -98,6 +99,15 @@ function pin(pid: number, cpus: string): void {
   execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
 }
 
+/** The CPUs a process may run on now (`Cpus_allowed_list`), to put it back afterwards. */
+function affinityOf(pid: number): string | undefined {
+  try {
+    return /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
 async function loadBoth(targets: readonly RunningTarget[], opts: SideBySideOptions, seconds: number, cpus: string | undefined): Promise<SideBySideSample[]> {
   const before = targets.map((t) => usageOf(t.pids).cpuSeconds);
   const results = await Promise.all(targets.map((t) => runWrk({
@@ -112,14 +122,18 @@ async function loadBoth(targets: readonly RunningTarget[], opts: SideBySideOptio
 
 export async function runSideBySide(pair: SideBySidePair, scenarios: ReadonlyMap<string, Scenario>, ctx: ScenarioContext,
   opts: SideBySideOptions): Promise<SideBySideResult> {
-  const cores = os.cpus().length;
-  const split = coreSplit(cores, programPath('taskset') !== undefined);
+  const split = coreSplit(os.cpus().length, programPath('taskset') !== undefined);
   const started: RunningTarget[] = [];
+  const restore = new Map<number, string>();
   try {
     for (const name of [pair.candidate, pair.baseline]) started.push(await scenarios.get(name)!.start(ctx));
     if (split) {
       for (const t of started) for (const pid of t.pids) pin(pid, split.proxies);
-      for (const pid of opts.helperPids) pin(pid, split.others);
+      for (const pid of opts.helperPids) {
+        const was = affinityOf(pid);
+        if (was !== undefined) restore.set(pid, was);
+        pin(pid, split.others);
+      }
     }
     if (opts.warmupSeconds > 0) await loadBoth(started, opts, opts.warmupSeconds, split?.others);
     const rounds: SideBySideRound[] = [];
@@ -134,8 +148,15 @@ export async function runSideBySide(pair: SideBySidePair, scenarios: ReadonlyMap
   } catch (err) {
     return failed(pair, errorSummary(err), []);
   } finally {
-    // The helpers go back to every core for whatever the run does next.
-    if (split) for (const pid of opts.helperPids) pin(pid, `0-${cores - 1}`);
+    // The helpers get their own CPUs back for whatever the run does next; one that has
+    // exited meanwhile must not keep the targets from being stopped.
+    for (const [pid, cpus] of restore) {
+      try {
+        pin(pid, cpus);
+      } catch {
+        // gone
+      }
+    }
     await Promise.all(started.map((t) => t.stop()));
   }
 }
