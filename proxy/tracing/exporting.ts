@@ -10,7 +10,7 @@ import type { SamplerName, TracingConfig } from './config';
 import { createBatchProcessor, createExportCounters, createSpanExporter } from './export';
 import type { HeaderPropagation } from './propagation';
 import { createAttemptSpanStage, createInboundSpanStage, createOutboundSpanStage } from './stages';
-import { PooledIdGenerator, SpanStarter } from './span-start';
+import { PooledIdGenerator, rootSamplingBound, SpanStarter } from './span-start';
 import type { TracingOptions, TracingRuntime } from './index';
 
 export function startExporting(config: TracingConfig & { endpoint: string }, propagation: HeaderPropagation, opts: TracingOptions): TracingRuntime {
@@ -24,7 +24,7 @@ export function startExporting(config: TracingConfig & { endpoint: string }, pro
     idGenerator: ids,
     spanProcessors: [createBatchProcessor(exporter, config, counters, opts.logger)],
   });
-  const starter = new SpanStarter(provider.getTracer('pillion'), sampler, ids);
+  const starter = new SpanStarter(provider.getTracer('pillion'), sampler, ids, rootSamplingBound(config.sampler, config.samplerRatio));
   const inbound: PolicyRuntime = { stage: createInboundSpanStage(starter, propagation) };
   const outbound: PolicyRuntime = { stage: createOutboundSpanStage(starter, propagation) };
   const attempt: PolicyRuntime = { stage: createAttemptSpanStage(starter, propagation) };

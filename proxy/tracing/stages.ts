@@ -12,6 +12,12 @@ import {
 import type { Extracted, HeaderPropagation } from './propagation';
 import type { SpanStarter } from './span-start';
 
+// The API exports these through getters: read once here, not on every request.
+const SERVER = SpanKind.SERVER;
+const CLIENT = SpanKind.CLIENT;
+const INTERNAL = SpanKind.INTERNAL;
+const traceApi = trace;
+
 /** What the outbound stage leaves for the attempt stage further in. */
 const OUTBOUND_SLOT = Symbol('pillion.tracing.outbound');
 
@@ -68,7 +74,7 @@ function recordPeer(span: Span, ctx: RequestContext): void {
 export function createInboundSpanStage(starter: SpanStarter, propagation: HeaderPropagation): Stage {
   return (next: Handler): Handler => (req, ctx, attempt) => {
     const parent = propagation.extract(req.headers);
-    const span = starter.start(spanName(ctx.method), SpanKind.SERVER, parent.context);
+    const span = starter.start(spanName(ctx.method), SERVER, parent.context);
     const sc = span.spanContext();
     ctx.traceId = sc.traceId;
     // The app sees our span as its parent (and the sampling decision made here).
@@ -101,7 +107,7 @@ export function createInboundSpanStage(starter: SpanStarter, propagation: Header
 export function createOutboundSpanStage(starter: SpanStarter, propagation: HeaderPropagation): Stage {
   return (next: Handler): Handler => (req, ctx, attempt) => {
     const parent = propagation.extract(req.headers);
-    const span = starter.start(`outbound ${ctx.service}`, SpanKind.INTERNAL, parent.context);
+    const span = starter.start(`outbound ${ctx.service}`, INTERNAL, parent.context);
     const sc = span.spanContext();
     ctx.traceId = sc.traceId;
     if (!span.isRecording()) {
@@ -111,7 +117,7 @@ export function createOutboundSpanStage(starter: SpanStarter, propagation: Heade
     }
 
     span.setAttributes(outboundAttributes(req, ctx));
-    const state: OutboundState = { context: trace.setSpan(parent.context, span), from: parent, attempts: 0, open: new Set() };
+    const state: OutboundState = { context: traceApi.setSpan(parent.context, span), from: parent, attempts: 0, open: new Set() };
     ctx.slots.set(OUTBOUND_SLOT, state);
     const ender = new SpanEnd(span);
     ctx.res.once('close', () => {
@@ -143,7 +149,7 @@ export function createAttemptSpanStage(starter: SpanStarter, propagation: Header
     const state = ctx.peekSlot(OUTBOUND_SLOT) as OutboundState | undefined;
     if (!state) return next(req, ctx, attempt);
     const n = ++state.attempts;
-    const span = starter.start(spanName(ctx.method), SpanKind.CLIENT, state.context);
+    const span = starter.start(spanName(ctx.method), CLIENT, state.context);
     // The forwarder copies req.headers into each attempt's request, so this attempt's span goes out.
     propagation.inject(span.spanContext(), state.from, req.headers);
     if (!span.isRecording()) return next(req, ctx, attempt);
@@ -192,7 +198,7 @@ export function createAttemptSpanStage(starter: SpanStarter, propagation: Header
 export function createPropagationStage(propagation: HeaderPropagation): Stage {
   return (next: Handler): Handler => (req, ctx, attempt) => {
     const parent = propagation.extract(req.headers);
-    const sc = trace.getSpanContext(parent.context);
+    const sc = traceApi.getSpanContext(parent.context);
     if (sc) {
       ctx.traceId = sc.traceId;
       propagation.inject(sc, parent, req.headers);
