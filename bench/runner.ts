@@ -35,6 +35,8 @@ export interface BenchOptions {
   readonly convergence: readonly { proxies: number; applies: number }[];
   /** Also run the bars' comparisons side by side (see bench/side-by-side.ts). */
   readonly sideBySide: boolean;
+  /** Rounds of the side-by-side phase; default `rounds`. */
+  readonly sideBySideRounds?: number;
   readonly command: string;
   readonly root: string;
   readonly log: (line: string) => void;
@@ -158,7 +160,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResults> {
         if (!byName.has(pair.candidate) || !byName.has(pair.baseline)) continue;
         const r = await runSideBySide(pair, byName, ctx, {
           helperPids: [process.pid, ...children.map((c) => c.pid)],
-          rounds: opts.rounds, seconds: opts.throughputSeconds, warmupSeconds: opts.warmupSeconds,
+          rounds: opts.sideBySideRounds ?? opts.rounds, seconds: opts.throughputSeconds, warmupSeconds: opts.warmupSeconds,
           connections: THROUGHPUT.connections, path: THROUGHPUT.path, log,
         });
         if (r.status !== 'ok') log(`side by side ${pair.candidate} vs ${pair.baseline}: failed: ${r.reason}`);

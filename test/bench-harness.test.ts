@@ -57,13 +57,16 @@ t.test('an unknown scenario is a one-line error', async (t) => {
   const out = await run(process.execPath, [bin, 'bench', '--scenario', 'direct,nope'], 20_000);
   t.equal(out.code, 2);
   t.match(out.stderr, /unknown scenario "nope"/);
+  const rounds = await run(process.execPath, [bin, 'bench', '--side-by-side-rounds', '0'], 20_000);
+  t.equal(rounds.code, 2);
+  t.match(rounds.stderr, /--side-by-side-rounds must be an integer 1-50 \(got "0"\)/);
 });
 
 t.test('pillion bench --quick on direct, Pillion and http-proxy', { skip: hasWrk() ? false : 'wrk is not installed (CI installs it)' }, async (t) => {
   const out = mkdtempSync(path.join(os.tmpdir(), 'pillion-bench-'));
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
   const r = await run(process.execPath, [bin, 'bench', '--quick', '--scenario', 'direct,pillion,http-proxy',
-    '--duration', '1s', '--warmup', '0s', '--no-install', '--no-convergence', '--out', out], 90_000);
+    '--duration', '1s', '--warmup', '0s', '--side-by-side-rounds', '2', '--no-install', '--no-convergence', '--out', out], 90_000);
   t.equal(r.code, 0, r.stderr.split('\n').slice(-5).join('\n'));
   const res = JSON.parse(readFileSync(path.join(out, 'latest.json'), 'utf8')) as BenchResults;
   t.same(res.scenarios.map((s) => [s.name, s.status]), [['direct', 'ok'], ['pillion', 'ok'], ['http-proxy', 'ok']]);
@@ -82,6 +85,7 @@ t.test('pillion bench --quick on direct, Pillion and http-proxy', { skip: hasWrk
   const sbs = res.sideBySide!;
   t.same(sbs.map((r) => [r.candidate, r.baseline, r.status]), [['pillion', 'http-proxy', 'ok']]);
   t.ok(sbs[0]!.rounds[0]!.candidate.requests > 0 && sbs[0]!.rounds[0]!.baseline.requests > 0, 'both sides served load at once');
+  t.equal(sbs[0]!.rounds.length, 2, '--side-by-side-rounds sets that phase apart from --rounds (1 with --quick)');
   t.ok(Number.isFinite(sbs[0]!.cpuRatio));
   t.equal(sbs[0]!.pinned, os.cpus().length >= 2, 'both proxies on one shared core (taskset is part of util-linux)');
   t.match(res.bars.find((b) => b.issue === 2)!.display,
