@@ -3,6 +3,7 @@
 // respected; without a collector, headers are carried over (and translated) without new spans.
 import t from 'tap';
 import { IncomingHttpHeaders } from 'node:http';
+import { Writable } from 'node:stream';
 import { startProxy } from '../proxy';
 import { silentLogger } from '../proxy/runtime/logger';
 import { request, sleep, startUpstream, Upstream } from './helpers/proxy';
@@ -14,12 +15,12 @@ const PARENT = 'a2fb4a1d1a96d312';
 interface Harness { app: Upstream; seen: IncomingHttpHeaders[]; inbound: number; }
 
 /** One sidecar's inbound listener in front of an app that records the headers it gets. */
-async function harness(t: Tap.Test, env: NodeJS.ProcessEnv): Promise<Harness> {
+async function harness(t: Tap.Test, env: NodeJS.ProcessEnv, accessLog: Writable | null = null): Promise<Harness> {
   const seen: IncomingHttpHeaders[] = [];
   const app = await startUpstream((req, res) => { seen.push(req.headers); res.end('ok'); });
   const p = await startProxy({
     service: 'ratings', app: { host: '127.0.0.1', port: app.port },
-    inboundPort: 0, outboundPort: 0, adminPort: 0, inboundHost: '127.0.0.1', accessLog: null, logger: silentLogger,
+    inboundPort: 0, outboundPort: 0, adminPort: 0, inboundHost: '127.0.0.1', accessLog, logger: silentLogger,
     initialSnapshot: { version: 1, source: 'file', policies: [] }, tracingEnv: env,
   });
   t.teardown(async () => { await p.close(); await app.close(); });
@@ -114,6 +115,38 @@ t.test('no caller context: a new root trace, sampled by OTEL_TRACES_SAMPLER', as
   await sleep(150);
   t.same(off.receiver.spans.map((s) => s.attributes['pillion.request_id']), ['child-of-sampled'], 'ratio 0 drops new roots, parent-based keeps sampled children');
   t.match(off.seen[0]!.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/, 'the not-sampled decision still goes to the app');
+});
+
+t.test('an unsampled new root: its traceparent alone goes out, and the access log has its trace id', async (t) => {
+  const receiver = await startOtlpReceiver();
+  t.teardown(() => receiver.close());
+  const lines: Record<string, unknown>[] = [];
+  const log = new Writable({
+    write(chunk, _enc, done) {
+      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
+      done();
+    },
+  });
+  const env = { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' };
+  const h = await harness(t, env, log);
+  // Parts of a trace without its traceparent are not a trace: they do not go on beside ours.
+  await send(h.inbound, { tracestate: 'stray=1', 'x-b3-spanid': PARENT, 'x-b3-sampled': '1' }, 'fresh');
+  const m = /^00-([0-9a-f]{32})-([0-9a-f]{16})-00$/.exec(String(h.seen[0]!.traceparent));
+  t.ok(m, `a new, not-sampled traceparent (${h.seen[0]!.traceparent})`);
+  t.equal(h.seen[0]!.tracestate, undefined);
+  t.equal(h.seen[0]!['x-b3-spanid'], undefined);
+  t.equal(h.seen[0]!['x-b3-sampled'], undefined);
+  await sleep(50);
+  t.equal(lines.find((l) => l.request_id === 'fresh')?.trace_id, m?.[1], 'the log line names that trace');
+
+  // With B3 asked for always, the root goes out in both formats, same ids.
+  const both = await harness(t, { ...env, OTEL_PROPAGATORS: 'tracecontext,b3' });
+  await send(both.inbound, {}, 'fresh-b3');
+  const w = /^00-([0-9a-f]{32})-([0-9a-f]{16})-00$/.exec(String(both.seen[0]!.traceparent));
+  t.ok(w);
+  t.equal(both.seen[0]!.b3, `${w?.[1]}-${w?.[2]}-0`);
+  await sleep(100);
+  t.equal(receiver.spans.length, 0, 'and no span is made');
 });
 
 t.test('no endpoint: headers carried over and translated, same ids, no spans', async (t) => {

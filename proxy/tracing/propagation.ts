@@ -48,6 +48,13 @@ export interface Extracted {
 const NONE: Extracted = { context: ROOT_CONTEXT, debug: false, b3Single: false, b3Multi: false };
 
 export interface HeaderPropagation {
+  /**
+   * True when the request carries no trace in any format and a new root goes out as the W3C
+   * header alone: the stages may then write it with injectRoot, without extract and inject.
+   */
+  fresh(headers: IncomingHttpHeaders): boolean;
+  /** A new root's traceparent as the one trace header (see fresh). */
+  injectRoot(traceparent: string, headers: IncomingHttpHeaders): void;
   extract(headers: IncomingHttpHeaders): Extracted;
   /**
    * Replace every trace header with `sc`'s position, so that the next hop never sees a stale
@@ -70,7 +77,17 @@ export function createHeaderPropagation(formats: readonly EmitFormat[] | undefin
   const emitB3 = !auto && formats.includes('b3');
   const emitB3Multi = !auto && formats.includes('b3multi');
   const emitNone = !auto && formats.length === 0;
+  // What a caller without a trace is sent: W3C alone, unless B3 is asked for always (or nothing is).
+  const rootIsW3cOnly = emitW3c && !emitB3 && !emitB3Multi;
   return {
+    fresh(headers) {
+      return rootIsW3cOnly && headers.traceparent === undefined && headers.b3 === undefined && headers['x-b3-traceid'] === undefined;
+    },
+    injectRoot(traceparent, headers) {
+      // Stray parts of a trace (a tracestate without its traceparent) do not go on beside ours.
+      removeTraceHeaders(headers);
+      headers.traceparent = traceparent;
+    },
     extract(headers) {
       const single = headers.b3;
       const b3Single = single !== undefined;

@@ -43,7 +43,7 @@ export class PooledIdGenerator implements IdGenerator {
     const p = this.pool;
     for (;;) {
       const at = this.next(16);
-      const a = p.readUInt32BE(at), b = p.readUInt32BE(at + 4), c = p.readUInt32BE(at + 8), d = p.readUInt32BE(at + 12);
+      const a = word(p, at), b = word(p, at + 4), c = word(p, at + 8), d = word(p, at + 12);
       if ((a | b | c | d) === 0) continue; // the all-zero id is invalid
       this.lastTraceHash = (a ^ b ^ c ^ d) >>> 0;
       return this.hex.slice(at * 2, at * 2 + 32);
@@ -54,10 +54,15 @@ export class PooledIdGenerator implements IdGenerator {
     const p = this.pool;
     for (;;) {
       const at = this.next(8);
-      if ((p.readUInt32BE(at) | p.readUInt32BE(at + 4)) === 0) continue;
+      if ((word(p, at) | word(p, at + 4)) === 0) continue;
       return this.hex.slice(at * 2, at * 2 + 16);
     }
   };
+}
+
+/** The big-endian 32-bit word at `at`: indexed, where readUInt32BE validates its argument on every call. */
+function word(p: Buffer, at: number): number {
+  return ((p[at]! << 24) | (p[at + 1]! << 16) | (p[at + 2]! << 8) | p[at + 3]!) >>> 0;
 }
 
 /**
@@ -90,6 +95,10 @@ const ROOT = ROOT_CONTEXT;
 const NOT_SAMPLED = TraceFlags.NONE;
 
 export class SpanStarter {
+  /** unsampledRoot's trace id: of the root it answered for, or the sampled one start() is to make. */
+  rootTraceId = '';
+  private drawnSampled = false;
+
   constructor(
     private readonly tracer: Tracer, private readonly sampler: Sampler, private readonly ids: PooledIdGenerator,
     /** rootSamplingBound of `sampler`. */
@@ -106,6 +115,10 @@ export class SpanStarter {
       if (result.decision === SamplingDecision.NOT_RECORD) {
         return this.unsampled(traceId, result.traceState ?? parentSc.traceState);
       }
+    } else if (this.drawnSampled) {
+      // unsampledRoot drew this root and its sampler said yes.
+      traceId = this.rootTraceId;
+      this.drawnSampled = false;
     } else {
       traceId = this.ids.generateTraceId();
       // Root samplers return no trace state.
@@ -119,6 +132,24 @@ export class SpanStarter {
     } finally {
       this.ids.pendingTraceId = undefined;
     }
+  }
+
+  /**
+   * A new root for a request that carries no trace: when its sampler says no, the traceparent
+   * to send on (flag 00), and nothing else is made, no span object, no context. At a low ratio
+   * nearly every request takes only this, and on a loaded proxy every object and call it
+   * spares shows (measured side by side: tracing's cost at 1% is mostly this path). When the
+   * sampler says yes: undefined, and the next start() without a parent makes that root's span.
+   */
+  unsampledRoot(): string | undefined {
+    const ids = this.ids;
+    const traceId = ids.generateTraceId();
+    this.rootTraceId = traceId;
+    if (ids.lastTraceHash < this.rootBound) {
+      this.drawnSampled = true;
+      return undefined;
+    }
+    return `00-${traceId}-${ids.generateSpanId()}-00`;
   }
 
   /** Not recorded: a context to pass on (flag 00, so the next hops do not sample either). */

@@ -70,9 +70,23 @@ function recordPeer(span: Span, ctx: RequestContext): void {
   if (peer.port !== undefined) span.setAttribute(ATTR_NETWORK_PEER_PORT, peer.port);
 }
 
+/**
+ * The common case, first: a request without a trace whose new root is not sampled only gets
+ * its traceparent (the next hops see flag 00 and do not sample either). False: go the full way.
+ */
+function unsampledRoot(starter: SpanStarter, propagation: HeaderPropagation, req: IncomingMessage, ctx: RequestContext): boolean {
+  if (!propagation.fresh(req.headers)) return false;
+  const traceparent = starter.unsampledRoot();
+  if (traceparent === undefined) return false;
+  ctx.traceId = starter.rootTraceId;
+  propagation.injectRoot(traceparent, req.headers);
+  return true;
+}
+
 /** Top of the inbound stack: so that replies made by the inbound policies (429) are traced too. */
 export function createInboundSpanStage(starter: SpanStarter, propagation: HeaderPropagation): Stage {
   return (next: Handler): Handler => (req, ctx, attempt) => {
+    if (unsampledRoot(starter, propagation, req, ctx)) return next(req, ctx, attempt);
     const parent = propagation.extract(req.headers);
     const span = starter.start(spanName(ctx.method), SERVER, parent.context);
     const sc = span.spanContext();
@@ -106,6 +120,8 @@ export function createInboundSpanStage(starter: SpanStarter, propagation: Header
  */
 export function createOutboundSpanStage(starter: SpanStarter, propagation: HeaderPropagation): Stage {
   return (next: Handler): Handler => (req, ctx, attempt) => {
+    // Not sampled: no attempt spans either (their parent decides).
+    if (unsampledRoot(starter, propagation, req, ctx)) return next(req, ctx, attempt);
     const parent = propagation.extract(req.headers);
     const span = starter.start(`outbound ${ctx.service}`, INTERNAL, parent.context);
     const sc = span.spanContext();
