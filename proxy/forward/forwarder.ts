@@ -124,10 +124,16 @@ export function createProxyServer(): httpProxy {
   return proxy;
 }
 
-export function createAgent(): http.Agent {
-  // Idle sockets are dropped after 4 s, below Node's default 5 s server keep-alive, so a
-  // reused socket is not one the upstream is about to close (nodejs/node#47130).
-  return new http.Agent({ keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 256, timeout: 4000, scheduling: 'lifo' });
+/**
+ * How long a pooled upstream socket may sit idle: below Node's default 5 s server keep-alive,
+ * so a reused socket is not one the upstream is about to close (nodejs/node#47130).
+ */
+export const UPSTREAM_IDLE_MS = 4000;
+
+export function createAgent(idleMs = UPSTREAM_IDLE_MS): http.Agent {
+  // The agent's `timeout` closes a socket that idles in the pool (and only there). Measured
+  // against stamping pooled sockets and sweeping the pool instead: no difference side by side.
+  return new http.Agent({ keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 256, timeout: idleMs, scheduling: 'lifo' });
 }
 
 /** How the forwarder picks where an attempt goes. */

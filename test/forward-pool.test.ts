@@ -1,0 +1,71 @@
+// The upstream keep-alive pool: sockets are reused while fresh and closed once idle for the
+// idle period (4 s in the proxy), before an upstream with Node's 5 s keep-alive closes them
+// under a request (nodejs/node#47130).
+import t from 'tap';
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import { createAgent, UPSTREAM_IDLE_MS } from '../proxy/forward/forwarder';
+import { policy, policyFile, request, sleep, spawnProxy, startUpstream } from './helpers/proxy';
+
+/** An upstream that records when each connection opened and closed. */
+async function trackedUpstream(handler: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_q, s) => s.end('ok')) {
+  const up = await startUpstream(handler);
+  const conns: { socket: Socket; closed: boolean }[] = [];
+  up.server.keepAliveTimeout = 60_000;
+  up.server.on('connection', (socket: Socket) => {
+    const c = { socket, closed: false };
+    conns.push(c);
+    socket.on('close', () => { c.closed = true; });
+  });
+  return { up, conns };
+}
+
+function get(port: number, agent: http.Agent, path = '/'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode!));
+    }).on('error', reject);
+  });
+}
+
+t.test('a pooled socket is reused while fresh and closed once idle', async (t) => {
+  const { up, conns } = await trackedUpstream();
+  t.teardown(() => up.close());
+  const agent = createAgent(300);
+  t.teardown(() => agent.destroy());
+
+  await get(up.port, agent);
+  await sleep(100);
+  await get(up.port, agent);
+  t.equal(conns.length, 1, 'the second request reused the pooled socket');
+  t.equal(conns[0]!.closed, false);
+
+  await sleep(700);
+  t.equal(conns[0]!.closed, true, 'closed after sitting idle for longer than the idle period');
+  t.same(Object.keys(agent.freeSockets), [], 'and gone from the pool');
+  await get(up.port, agent);
+  t.equal(conns.length, 2, 'the next request opens a new connection');
+});
+
+t.test('a socket busy with a slow response is not an idle one', async (t) => {
+  const { up, conns } = await trackedUpstream((_req, res) => void setTimeout(() => res.end('late'), 600));
+  t.teardown(() => up.close());
+  const agent = createAgent(200);
+  t.teardown(() => agent.destroy());
+  t.equal(await get(up.port, agent), 200, 'a response slower than the idle period arrives');
+  t.equal(conns[0]!.closed, false, 'and its socket went back to the pool');
+});
+
+t.test('the proxy closes its idle upstream connections after the idle period', async (t) => {
+  const { up, conns } = await trackedUpstream();
+  t.teardown(() => up.close());
+  const proxy = await spawnProxy(['--service', 'web', '--config', policyFile(policy('ratings', `service: ratings\nendpoints: [127.0.0.1:${up.port}]`))]);
+  t.teardown(() => proxy.stop());
+  t.equal((await request({ port: proxy.ports.outbound, path: '/', headers: { host: 'ratings' } })).status, 200);
+  t.equal(conns.length, 1);
+  await sleep(UPSTREAM_IDLE_MS - 1500);
+  t.equal(conns[0]!.closed, false, 'kept while fresh');
+  await sleep(2500);
+  t.equal(conns[0]!.closed, true, `closed by the proxy once idle for ${UPSTREAM_IDLE_MS} ms`);
+});
