@@ -95,7 +95,7 @@ const ROOT = ROOT_CONTEXT;
 const NOT_SAMPLED = TraceFlags.NONE;
 
 export class SpanStarter {
-  /** unsampledRoot's trace id: of the root it answered for, or the sampled one start() is to make. */
+  /** The last new root's trace id (drawRoot): what unsampledRoot answered for, or the sampled one start() is to make. */
   rootTraceId = '';
   private drawnSampled = false;
 
@@ -115,14 +115,13 @@ export class SpanStarter {
       if (result.decision === SamplingDecision.NOT_RECORD) {
         return this.unsampled(traceId, result.traceState ?? parentSc.traceState);
       }
-    } else if (this.drawnSampled) {
-      // unsampledRoot drew this root and its sampler said yes.
-      traceId = this.rootTraceId;
-      this.drawnSampled = false;
     } else {
-      traceId = this.ids.generateTraceId();
+      // A root unsampledRoot already drew (and its sampler said yes to), else a new one.
+      const sampled = this.drawnSampled || this.drawRoot();
+      this.drawnSampled = false;
+      traceId = this.rootTraceId;
       // Root samplers return no trace state.
-      if (this.ids.lastTraceHash >= this.rootBound) return this.unsampled(traceId, undefined);
+      if (!sampled) return this.unsampled(traceId, undefined);
     }
     // Recorded: the SDK makes the span. It asks the (deterministic) sampler again; for a new
     // root it must see the trace id we sampled on, hence the pending id.
@@ -142,14 +141,17 @@ export class SpanStarter {
    * sampler says yes: undefined, and the next start() without a parent makes that root's span.
    */
   unsampledRoot(): string | undefined {
-    const ids = this.ids;
-    const traceId = ids.generateTraceId();
-    this.rootTraceId = traceId;
-    if (ids.lastTraceHash < this.rootBound) {
+    if (this.drawRoot()) {
       this.drawnSampled = true;
       return undefined;
     }
-    return `00-${traceId}-${ids.generateSpanId()}-00`;
+    return `00-${this.rootTraceId}-${this.ids.generateSpanId()}-00`;
+  }
+
+  /** A new root's trace id into rootTraceId; true when the sampler says yes to it. */
+  private drawRoot(): boolean {
+    this.rootTraceId = this.ids.generateTraceId();
+    return this.ids.lastTraceHash < this.rootBound;
   }
 
   /** Not recorded: a context to pass on (flag 00, so the next hops do not sample either). */
