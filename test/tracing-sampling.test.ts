@@ -4,22 +4,11 @@
 import t from 'tap';
 import { ROOT_CONTEXT, SpanKind, TraceFlags } from '@opentelemetry/api';
 import {
-  AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, InMemorySpanExporter, ParentBasedSampler, Sampler, SamplingDecision,
-  SimpleSpanProcessor, TraceIdRatioBasedSampler,
+  BasicTracerProvider, InMemorySpanExporter, SamplingDecision, SimpleSpanProcessor, TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-base';
 import { PooledIdGenerator, rootSamplingBound, SpanStarter } from '../proxy/tracing/span-start';
 import type { SamplerName } from '../proxy/tracing/config';
-
-function sdkSampler(name: SamplerName, ratio: number): Sampler {
-  switch (name) {
-    case 'always_on': return new AlwaysOnSampler();
-    case 'always_off': return new AlwaysOffSampler();
-    case 'traceidratio': return new TraceIdRatioBasedSampler(ratio);
-    case 'parentbased_always_on': return new ParentBasedSampler({ root: new AlwaysOnSampler() });
-    case 'parentbased_always_off': return new ParentBasedSampler({ root: new AlwaysOffSampler() });
-    case 'parentbased_traceidratio': return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
-  }
-}
+import { createSampler } from '../proxy/tracing/exporting';
 
 const cases: Array<[SamplerName, number]> = [
   ['traceidratio', 0.01], ['traceidratio', 0.5], ['traceidratio', 0], ['traceidratio', 1], ['traceidratio', 0.999999],
@@ -29,7 +18,7 @@ const cases: Array<[SamplerName, number]> = [
 t.test('the hash of each generated trace id decides as the SDK sampler does', async (t) => {
   for (const [name, ratio] of cases) {
     const ids = new PooledIdGenerator();
-    const sampler = sdkSampler(name, ratio);
+    const sampler = createSampler(name, ratio);
     const bound = rootSamplingBound(name, ratio);
     let disagree = 0;
     let sampled = 0;

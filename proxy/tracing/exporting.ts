@@ -55,7 +55,8 @@ export function startExporting(config: TracingConfig & { endpoint: string }, pro
 }
 
 
-function createSampler(name: SamplerName, ratio: number): Sampler {
+/** The SDK sampler OTEL_TRACES_SAMPLER names (exported for test/tracing-sampling.test.ts). */
+export function createSampler(name: SamplerName, ratio: number): Sampler {
   switch (name) {
     case 'always_on': return new AlwaysOnSampler();
     case 'always_off': return new AlwaysOffSampler();
