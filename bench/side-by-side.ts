@@ -8,8 +8,8 @@
 // merely loaded together on all cores, the heavier proxy simply took more CPU than the other
 // and the ratio of requests understated its cost (measured: 0.93x by requests, 0.85x by CPU
 // per request, for the same rounds). Sharing one core, the scheduler gives each half of it,
-// so the ratio of requests completed and the ratio of CPU per request agree, and repeat
-// within about 2% round to round. The one-after-the-other figures stay in the report.
+// so the ratio of requests completed and the ratio of CPU per request agree. Each round starts
+// both afresh (see runSideBySide). The one-after-the-other figures stay in the report.
 import os from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -123,22 +123,30 @@ async function loadBoth(targets: readonly RunningTarget[], opts: SideBySideOptio
 export async function runSideBySide(pair: SideBySidePair, scenarios: ReadonlyMap<string, Scenario>, ctx: ScenarioContext,
   opts: SideBySideOptions): Promise<SideBySideResult> {
   const split = coreSplit(os.cpus().length, programPath('taskset') !== undefined);
-  const started: RunningTarget[] = [];
   const restore = new Map<number, string>();
+  let started: RunningTarget[] = [];
+  const rounds: SideBySideRound[] = [];
   try {
-    for (const name of [pair.candidate, pair.baseline]) started.push(await scenarios.get(name)!.start(ctx));
     if (split) {
-      for (const t of started) for (const pid of t.pids) pin(pid, split.proxies);
       for (const pid of opts.helperPids) {
         const was = affinityOf(pid);
         if (was !== undefined) restore.set(pid, was);
         pin(pid, split.others);
       }
     }
-    if (opts.warmupSeconds > 0) await loadBoth(started, opts, opts.warmupSeconds, split?.others);
-    const rounds: SideBySideRound[] = [];
     for (let round = 0; round < opts.rounds; round++) {
-      const [candidate, baseline] = await loadBoth(started, opts, opts.seconds, split?.others);
+      // Every round gets a fresh pair of processes, started, warmed and loaded in alternating
+      // order: two identical proxies started together can stay about 8% apart for their whole
+      // life (measured), so a pair kept for all rounds repeats one draw instead of averaging.
+      const order = round % 2 === 0 ? [pair.candidate, pair.baseline] : [pair.baseline, pair.candidate];
+      started = [];
+      for (const name of order) started.push(await scenarios.get(name)!.start(ctx));
+      if (split) for (const t of started) for (const pid of t.pids) pin(pid, split.proxies);
+      if (opts.warmupSeconds > 0) await loadBoth(started, opts, opts.warmupSeconds, split?.others);
+      const samples = await loadBoth(started, opts, opts.seconds, split?.others);
+      await Promise.all(started.map((t) => t.stop()));
+      started = [];
+      const [candidate, baseline] = round % 2 === 0 ? samples : [samples[1], samples[0]];
       rounds.push({ round, candidate: candidate!, baseline: baseline! });
       opts.log(`side by side ${pair.candidate} vs ${pair.baseline}, round ${round + 1}/${opts.rounds}: `
         + `${candidate!.requests} vs ${baseline!.requests} requests (${(candidate!.requests / baseline!.requests).toFixed(3)}x), `
@@ -146,7 +154,7 @@ export async function runSideBySide(pair: SideBySidePair, scenarios: ReadonlyMap
     }
     return { ...summarizeSideBySide(pair, rounds), pinned: split !== undefined };
   } catch (err) {
-    return failed(pair, errorSummary(err), []);
+    return failed(pair, errorSummary(err), rounds);
   } finally {
     // The helpers get their own CPUs back for whatever the run does next; one that has
     // exited meanwhile must not keep the targets from being stopped.

@@ -9,6 +9,8 @@ import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { BenchResults } from '../bench/results';
+import { runSideBySide } from '../bench/side-by-side';
+import type { RunningTarget, Scenario, ScenarioContext } from '../bench/scenarios';
 
 const root = path.join(__dirname, '..');
 const bin = path.join(root, 'bin', 'pillion.js');
@@ -60,6 +62,43 @@ t.test('an unknown scenario is a one-line error', async (t) => {
   const rounds = await run(process.execPath, [bin, 'bench', '--side-by-side-rounds', '0'], 20_000);
   t.equal(rounds.code, 2);
   t.match(rounds.stderr, /--side-by-side-rounds must be an integer 1-50 \(got "0"\)/);
+});
+
+t.test('side by side: every round a fresh pair, started in alternating order', { skip: hasWrk() ? false : 'wrk is not installed (CI installs it)' }, async (t) => {
+  const events: string[] = [];
+  let running = 0;
+  let mostRunning = 0;
+  // 'slow' answers after 5 ms, so whichever started first, the fast one must come out ahead.
+  const fake = (name: string, delayMs: number): Scenario => ({
+    name, label: name, hops: 1, unavailable: () => undefined,
+    async start(): Promise<RunningTarget> {
+      const server = http.createServer((_req, res) => { setTimeout(() => res.end('ok'), delayMs); });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      events.push(`start ${name}`);
+      mostRunning = Math.max(mostRunning, ++running);
+      return {
+        port: (server.address() as AddressInfo).port, hostHeader: 'upstream', pids: [],
+        stop: async () => {
+          server.closeAllConnections();
+          await new Promise<void>((r) => server.close(() => r()));
+          running--;
+          events.push(`stop ${name}`);
+        },
+      };
+    },
+  });
+  const scenarios = new Map([['fast', fake('fast', 0)], ['slow', fake('slow', 5)]]);
+  const ctx = {} as ScenarioContext;
+  const r = await runSideBySide({ candidate: 'fast', baseline: 'slow' }, scenarios, ctx, {
+    helperPids: [], rounds: 3, seconds: 1, warmupSeconds: 0, connections: 4, path: '/', log: () => {},
+  });
+  t.equal(r.status, 'ok', r.reason);
+  t.same(events.filter((e) => e.startsWith('start')), ['start fast', 'start slow', 'start slow', 'start fast', 'start fast', 'start slow'],
+    'three fresh pairs, the first started alternating');
+  t.equal(mostRunning, 2, 'a round\'s pair is stopped before the next one starts');
+  t.equal(running, 0, 'nothing left running');
+  t.equal(r.rounds.length, 3);
+  for (const round of r.rounds) t.ok(round.candidate.requests > round.baseline.requests, `round ${round.round}: samples kept on their own side`);
 });
 
 t.test('pillion bench --quick on direct, Pillion and http-proxy', { skip: hasWrk() ? false : 'wrk is not installed (CI installs it)' }, async (t) => {

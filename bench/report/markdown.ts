@@ -57,8 +57,9 @@ export function renderMarkdown(res: BenchResults, chartFile: string | undefined)
   if (sbs.length) {
     const pinned = sbs.every((r) => r.pinned);
     out.push(`## Side by side: \`wrk -t${st.throughput.threads} -c${st.throughput.connections} -d${st.throughput.seconds}s\` on both at once`, '');
-    out.push('Each comparison the bars make, run once more with both scenarios started together and loaded at the same'
-      + ' moment, each by its own wrk.'
+    out.push('Each comparison the bars make, run once more with both scenarios loaded at the same moment, each by its own'
+      + ' wrk. Every round starts both afresh (which one first alternates) and warms them: two identical proxies can stay'
+      + ' several percent apart for their whole life, so the median is taken over fresh pairs.'
       + (pinned
         ? ' The proxies of both share CPU core 0 (`taskset`), the load generators, the upstream and the bench the other'
           + ' core(s): each proxy gets half of one core, so the ratio of requests completed is the ratio of what a'
