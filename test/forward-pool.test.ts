@@ -20,31 +20,22 @@ async function trackedUpstream(handler: (req: http.IncomingMessage, res: http.Se
   return { up, conns };
 }
 
-function get(port: number, agent: http.Agent, path = '/'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode!));
-    }).on('error', reject);
-  });
-}
-
 t.test('a pooled socket is reused while fresh and closed once idle', async (t) => {
   const { up, conns } = await trackedUpstream();
   t.teardown(() => up.close());
   const agent = createAgent(300);
   t.teardown(() => agent.destroy());
 
-  await get(up.port, agent);
+  await request({ port: up.port, agent });
   await sleep(100);
-  await get(up.port, agent);
+  await request({ port: up.port, agent });
   t.equal(conns.length, 1, 'the second request reused the pooled socket');
   t.equal(conns[0]!.closed, false);
 
   await sleep(700);
   t.equal(conns[0]!.closed, true, 'closed after sitting idle for longer than the idle period');
   t.same(Object.keys(agent.freeSockets), [], 'and gone from the pool');
-  await get(up.port, agent);
+  await request({ port: up.port, agent });
   t.equal(conns.length, 2, 'the next request opens a new connection');
 });
 
@@ -53,7 +44,7 @@ t.test('a socket busy with a slow response is not an idle one', async (t) => {
   t.teardown(() => up.close());
   const agent = createAgent(200);
   t.teardown(() => agent.destroy());
-  t.equal(await get(up.port, agent), 200, 'a response slower than the idle period arrives');
+  t.equal((await request({ port: up.port, agent })).status, 200, 'a response slower than the idle period arrives');
   t.equal(conns[0]!.closed, false, 'and its socket went back to the pool');
 });
 
