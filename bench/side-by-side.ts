@@ -138,15 +138,15 @@ export async function runSideBySide(pair: SideBySidePair, scenarios: ReadonlyMap
       // Every round gets a fresh pair of processes, started, warmed and loaded in alternating
       // order: two identical proxies started together can stay about 8% apart for their whole
       // life (measured), so a pair kept for all rounds repeats one draw instead of averaging.
-      const order = round % 2 === 0 ? [pair.candidate, pair.baseline] : [pair.baseline, pair.candidate];
-      started = [];
+      const candidateFirst = round % 2 === 0;
+      const order = candidateFirst ? [pair.candidate, pair.baseline] : [pair.baseline, pair.candidate];
       for (const name of order) started.push(await scenarios.get(name)!.start(ctx));
       if (split) for (const t of started) for (const pid of t.pids) pin(pid, split.proxies);
       if (opts.warmupSeconds > 0) await loadBoth(started, opts, opts.warmupSeconds, split?.others);
       const samples = await loadBoth(started, opts, opts.seconds, split?.others);
       await Promise.all(started.map((t) => t.stop()));
       started = [];
-      const [candidate, baseline] = round % 2 === 0 ? samples : [samples[1], samples[0]];
+      const [candidate, baseline] = candidateFirst ? samples : [samples[1], samples[0]];
       rounds.push({ round, candidate: candidate!, baseline: baseline! });
       opts.log(`side by side ${pair.candidate} vs ${pair.baseline}, round ${round + 1}/${opts.rounds}: `
         + `${candidate!.requests} vs ${baseline!.requests} requests (${(candidate!.requests / baseline!.requests).toFixed(3)}x), `
