@@ -48,6 +48,39 @@ t.test('a socket busy with a slow response is not an idle one', async (t) => {
   t.equal(conns[0]!.closed, false, 'and its socket went back to the pool');
 });
 
+/** The options a request's new connection is opened with, as the agent's pool passes them on. */
+async function connectionOptions(agent: http.Agent, port: number): Promise<Record<string, unknown>> {
+  let seen: Record<string, unknown> | undefined;
+  const create = agent.createConnection.bind(agent);
+  agent.createConnection = (options, cb) => {
+    // Which agent it is differs by design; everything else is compared.
+    seen = { ...(options as Record<string, unknown>), agent: 'the agent' };
+    return create(options, cb);
+  };
+  // What http-proxy passes for a plain-HTTP target: TLS keys present, undefined.
+  await request({ port, agent, pfx: undefined, key: undefined, ca: undefined, ciphers: undefined, localAddress: undefined });
+  return seen!;
+}
+
+t.test('the pool passes on only the options that are set, and otherwise what Node would', async (t) => {
+  const { up } = await trackedUpstream();
+  t.teardown(() => up.close());
+  const ours = createAgent(300);
+  const nodes = new http.Agent({ keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 256, timeout: 300, scheduling: 'lifo' });
+  t.teardown(() => { ours.destroy(); nodes.destroy(); });
+
+  const agentOptions = (a: http.Agent) => (a as unknown as { options: object }).options;
+  t.same({ ...agentOptions(ours) }, { ...agentOptions(nodes) }, "the agent's own options are Node's");
+  t.equal(Object.getPrototypeOf(agentOptions(ours)), null, 'and still have no prototype to inherit an option from');
+
+  const withUndefined = await connectionOptions(nodes, up.port);
+  const set = await connectionOptions(ours, up.port);
+  t.ok(Object.values(withUndefined).includes(undefined), "Node's own agent carries the undefined keys along");
+  t.same(Object.entries(set).filter(([, v]) => v === undefined), [], 'ours carries none');
+  const defined = Object.fromEntries(Object.entries(withUndefined).filter(([, v]) => v !== undefined));
+  t.same(set, defined, 'and every option that is set arrives as it would through Node\'s agent');
+});
+
 t.test('the proxy closes its idle upstream connections after the idle period', async (t) => {
   const { up, conns } = await trackedUpstream();
   t.teardown(() => up.close());

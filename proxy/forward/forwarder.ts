@@ -7,6 +7,7 @@ import httpProxy from 'http-proxy';
 import type { Endpoint } from '../config';
 import { NoRouteError, ProxyError, UpstreamUnreachableError } from '../errors';
 import type { AttemptOptions, CancelSignal, Handler, RequestContext } from '../pipeline';
+import { UpstreamAgent } from './upstream-agent';
 
 const ATTEMPT = Symbol('pillion.attempt');
 
@@ -133,7 +134,7 @@ export const UPSTREAM_IDLE_MS = 4000;
 export function createAgent(idleMs = UPSTREAM_IDLE_MS): http.Agent {
   // The agent's `timeout` closes a socket that idles in the pool (and only there). Measured
   // against stamping pooled sockets and sweeping the pool instead: no difference side by side.
-  return new http.Agent({ keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 256, timeout: idleMs, scheduling: 'lifo' });
+  return new UpstreamAgent({ keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 256, timeout: idleMs, scheduling: 'lifo' });
 }
 
 /** How the forwarder picks where an attempt goes. */
