@@ -19,7 +19,7 @@ type Options = Record<string, unknown>;
 /** Node's Agent internals this class relies on (not in @types/node). */
 interface AgentInternals {
   options: Options;
-  addRequest(req: http.ClientRequest, options: Options): void;
+  addRequest(req: http.ClientRequest, options: Options | string, port?: unknown, localAddress?: unknown): void;
 }
 
 const nodeAddRequest = (http.Agent.prototype as unknown as AgentInternals).addRequest;
@@ -38,13 +38,15 @@ export class UpstreamAgent extends http.Agent {
    * Node's addRequest, given only the options that are set. An undefined option and a missing
    * one read the same everywhere in Node's pool and in net.connect, so nothing else changes.
    */
-  addRequest(req: http.ClientRequest, options: Options): void {
+  addRequest(req: http.ClientRequest, options: Options | string, port?: unknown, localAddress?: unknown): void {
+    // Node still accepts addRequest(req, host, port, localAddress); ClientRequest never calls it so.
+    if (typeof options !== 'object' || options === null) return nodeAddRequest.call(this, req, options, port, localAddress);
     nodeAddRequest.call(this, req, definedOnly(options));
   }
 }
 
 /** A plain object with the keys of `options` whose values are not undefined. */
-export function definedOnly(options: Options): Options {
+function definedOnly(options: Options): Options {
   const out: Options = {};
   const keys = Object.keys(options);
   for (let i = 0; i < keys.length; i++) {
