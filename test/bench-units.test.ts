@@ -1,5 +1,6 @@
 // The bench's parsers and reports on fixed inputs: wrk's report, /proc lines, HTTP response
-// framing, same-round ratios, the issues' bars, and the configs it writes for each proxy.
+// framing, same-round ratios, the issues' bars, the configs it writes for each proxy, and
+// callgrind's output as the instruction counter reads it.
 import t from 'tap';
 import { parseWrkOutput } from '../bench/load/wrk';
 import { responseEnd } from '../bench/load/fixed-rate-worker';
@@ -12,6 +13,7 @@ import { ensurePrograms } from '../bench/setup';
 import { decodePolicyText } from '../proxy/config';
 import type { BenchResults, RoundSample, ScenarioResult } from '../bench/results';
 import { coreSplit, summarizeSideBySide, SideBySideRound } from '../bench/side-by-side';
+import { category, perfMapResolver, selfCosts } from '../bench/instructions';
 
 function sbRound(round: number, candidate: number, baseline: number, candidateCpu: number, baselineCpu: number): SideBySideRound {
   return { round, candidate: { requests: candidate, cpuPer1k: candidateCpu, errors: 0 }, baseline: { requests: baseline, cpuPer1k: baselineCpu, errors: 0 } };
@@ -229,4 +231,46 @@ t.test('a missing program is reported, not installed, when install is off', asyn
   t.same(r.installed, []);
   t.match(r.note, /missing pillion-bench-no-such-program; install disabled/);
   t.same(ensurePrograms(['sh'], false, () => {}), { installed: [], note: undefined });
+});
+
+// A main-thread dump in callgrind's format (names compressed to ids after first use), with
+// JIT code known only by address until V8's perf map names it.
+const CALLGRIND = `# callgrind format
+version: 1
+events: Ir
+summary: 1000
+
+ob=(1) /usr/bin/node
+fl=(1) ???
+fn=(1) 0x000000000d1000c0
+0 300
+cfn=(2) Builtins_CopyDataProperties
+calls=2 0
+0 450
+fn=(2)
+0 400
+cfn=(3) v8::internal::Runtime_CopyDataProperties(int)
+calls=1 0
+0 50
+fn=(3)
+0 50
+fn=(4) 0x000000000d200010
++2 100
+* 100
+`;
+const PERF_MAP = ['d100000 400 JS:*addRequest node:_http_agent:230:49', 'd200000 80 JS:^addRequest node:_http_agent:230:49', ''].join('\n');
+
+t.test('callgrind dumps: self costs per function, JIT code named from the perf map', async (t) => {
+  const costs = selfCosts(CALLGRIND, perfMapResolver(PERF_MAP));
+  t.same(Object.fromEntries(costs), {
+    'JS:addRequest node:_http_agent:230:49': 500,
+    Builtins_CopyDataProperties: 400,
+    'v8::internal::Runtime_CopyDataProperties(int)': 50,
+  }, "a call's inclusive cost stays with the callee, and the optimised and baseline code of one function add up");
+  t.equal([...costs.values()].reduce((a, b) => a + b, 0), 950, 'every instruction counted once');
+  t.equal(perfMapResolver(PERF_MAP)('0x000000000d300000'), '0x000000000d300000', 'an address outside every range keeps its address');
+  t.equal(category('JS:addRequest node:_http_agent:230:49'), 'JavaScript');
+  t.equal(category('Builtins_KeyedLoadIC_Megamorphic'), 'V8 builtins (inline caches, property access, strings)');
+  t.equal(category('v8::internal::Runtime_CopyDataProperties(int)'), "V8 runtime (objects' slow paths)");
+  t.equal(category('v8::internal::Scavenger::ScavengePage(v8::internal::MemoryChunk*)'), 'garbage collection');
 });
