@@ -1,5 +1,5 @@
-// The keep-alive pool for upstream connections: Node's http.Agent, without two copies that cost
-// a forwarded request more than anything Pillion itself does.
+// The keep-alive pool for upstream connections: Node's http.Agent, minus the per-request merge
+// of options that was the largest single cost of a forwarded request.
 //
 // For every request, Node's ClientRequest hands the agent a null-prototype copy of the request's
 // options, and Agent#addRequest merges that copy and the agent's own options (also without a
