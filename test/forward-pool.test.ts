@@ -4,7 +4,7 @@
 import t from 'tap';
 import http from 'node:http';
 import type { Socket } from 'node:net';
-import { createAgent, UPSTREAM_IDLE_MS } from '../proxy/forward/forwarder';
+import { createAgent, UPSTREAM_IDLE_MS, upstreamAgentOptions } from '../proxy/forward/forwarder';
 import { policy, policyFile, request, sleep, spawnProxy, startUpstream } from './helpers/proxy';
 
 /** An upstream that records when each connection opened and closed. */
@@ -66,7 +66,7 @@ t.test('the pool passes on only the options that are set, and otherwise what Nod
   const { up } = await trackedUpstream();
   t.teardown(() => up.close());
   const ours = createAgent(300);
-  const nodes = new http.Agent({ keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 256, timeout: 300, scheduling: 'lifo' });
+  const nodes = new http.Agent(upstreamAgentOptions(300));
   t.teardown(() => { ours.destroy(); nodes.destroy(); });
 
   const agentOptions = (a: http.Agent) => (a as unknown as { options: object }).options;

@@ -132,9 +132,13 @@ export function createProxyServer(): httpProxy {
 export const UPSTREAM_IDLE_MS = 4000;
 
 export function createAgent(idleMs = UPSTREAM_IDLE_MS): http.Agent {
+  return new UpstreamAgent(upstreamAgentOptions(idleMs));
+}
+
+export function upstreamAgentOptions(idleMs = UPSTREAM_IDLE_MS): http.AgentOptions {
   // The agent's `timeout` closes a socket that idles in the pool (and only there). Measured
   // against stamping pooled sockets and sweeping the pool instead: no difference side by side.
-  return new UpstreamAgent({ keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 256, timeout: idleMs, scheduling: 'lifo' });
+  return { keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 256, timeout: idleMs, scheduling: 'lifo' };
 }
 
 /** How the forwarder picks where an attempt goes. */
