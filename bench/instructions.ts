@@ -4,21 +4,26 @@
 // under callgrind with --perf-basic-prof (V8 writes a map from JIT code addresses to
 // JavaScript function names, which callgrind cannot see), takes a count-bounded warm-up,
 // then the counters are zeroed, a fixed number of requests is sent and the main thread's
-// counts are dumped. Counts differ by a few percent between two processes of the same build
-// (the JIT does not decide the same way twice), so compare medians of several runs.
+// counts are dumped. The proxy is started by the bench's own scenario code, only under
+// valgrind (ScenarioContext.launchNode). Counts differ by a few percent between two processes
+// of the same build (the JIT does not decide the same way twice), so compare medians of
+// several runs.
 //
-//   node dist/bench/instructions.js --target pillion --tracing 1% --warmup 10000 --requests 5000
+//   node dist/bench/instructions.js --scenario pillion-trace-1 --warmup 10000 --requests 5000
+//
+// Any one-process scenario of `pillion bench` (pillion, pillion-trace-1, pillion-trace-100,
+// http-proxy, fastify-proxy).
 //
 // Needs valgrind (callgrind_control comes with it) and `npm run build`. Under valgrind the
 // proxy serves about 100 requests a second: the defaults take about 3 minutes.
 import http from 'node:http';
 import path from 'node:path';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { freePort, startAnswering, startChild, waitForHttp } from './child';
-import { policyYaml, tracingEnv, TracingMode } from './scenarios/pillion';
+import { startUpstream } from './runner';
+import { allScenarios, ScenarioContext } from './scenarios';
 import { startOtlpSink } from './servers';
 
 /** JIT code ranges from V8's /tmp/perf-PID.map, to name callgrind's bare addresses. */
@@ -81,11 +86,11 @@ export function category(name: string): string {
 }
 
 /** Sends exactly `count` GETs over `connections` keep-alive connections. */
-async function load(port: number, count: number, connections: number): Promise<void> {
+async function load(port: number, hostHeader: string, count: number, connections: number): Promise<void> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   let sent = 0;
   const one = (): Promise<void> => new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', headers: { host: 'upstream' }, agent }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', headers: { host: hostHeader }, agent }, (res) => {
       res.resume();
       res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}`))));
     });
@@ -98,61 +103,59 @@ async function load(port: number, count: number, connections: number): Promise<v
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
-    target: { type: 'string', default: 'pillion' }, tracing: { type: 'string', default: 'off' },
+    scenario: { type: 'string', default: 'pillion' },
     warmup: { type: 'string', default: '10000' }, requests: { type: 'string', default: '5000' }, top: { type: 'string', default: '25' },
   } });
-  const target = values.target!;
-  if (target !== 'pillion' && target !== 'http-proxy') throw new Error('--target is pillion or http-proxy');
-  const tracing = values.tracing as TracingMode;
-  if (!['off', '1%', '100%'].includes(tracing)) throw new Error('--tracing is off, 1% or 100%');
+  const scenario = allScenarios.find((s) => s.name === values.scenario);
+  if (!scenario) throw new Error(`unknown scenario "${values.scenario}"; one of: ${allScenarios.map((s) => s.name).join(', ')}`);
   const [warmup, requests] = [Number(values.warmup), Number(values.requests)];
   const root = path.join(__dirname, '..', '..');
   const dir = mkdtempSync(path.join(tmpdir(), 'pillion-instructions-'));
   const stops: Array<() => Promise<void>> = [];
   try {
-    const upstreamPort = await freePort();
-    const upstream = await startAnswering({ name: 'upstream', command: process.execPath, args: [path.join(__dirname, 'servers', 'upstream.js'), '--port', String(upstreamPort)], logFile: path.join(dir, 'upstream.log') }, `http://127.0.0.1:${upstreamPort}/`);
-    stops.push(() => upstream.stop());
-    const sink = await startOtlpSink();
-    stops.push(() => sink.close());
+    const upstream = await startUpstream(root, dir);
+    stops.push(() => upstream.child.stop());
+    const otlp = await startOtlpSink();
+    stops.push(() => otlp.close());
+    // The scenario's own processes, each run as `valgrind ... node --perf-basic-prof ...`.
+    const ctx: ScenarioContext = {
+      upstreamPort: upstream.port, rawDir: dir, otlp, root, redisUrl: undefined, startTimeoutMs: 300_000,
+      launchNode: (nodeArgs) => ({
+        command: 'valgrind',
+        args: ['--tool=callgrind', '--smc-check=all-non-file', '--dump-instr=no', '--separate-threads=yes', `--callgrind-out-file=${dir}/cg.%p`,
+          process.execPath, '--perf-basic-prof', ...nodeArgs],
+      }),
+    };
+    const why = scenario.unavailable(ctx);
+    if (why) throw new Error(`${scenario.name} cannot run here: ${why}`);
+    const target = await scenario.start(ctx);
+    // V8 leaves its perf maps in /tmp; they are read below, and go with the processes.
+    stops.unshift(async () => {
+      await target.stop();
+      for (const pid of target.pids) rmSync(`/tmp/perf-${pid}.map`, { force: true });
+    });
+    if (target.pids.length !== 1) throw new Error(`${scenario.name} runs ${target.pids.length} processes; this counts one proxy`);
+    const pid = target.pids[0]!;
 
-    const port = await freePort();
-    const valgrind = ['--tool=callgrind', '--smc-check=all-non-file', '--dump-instr=no', '--separate-threads=yes', `--callgrind-out-file=${dir}/cg.%p`, process.execPath, '--perf-basic-prof'];
-    let args: string[];
-    let ready: string;
-    if (target === 'pillion') {
-      const config = path.join(dir, 'policy.yaml');
-      writeFileSync(config, policyYaml(upstreamPort, 'none'));
-      const admin = await freePort();
-      args = [...valgrind, path.join(root, 'bin', 'pillion.js'), 'proxy', '--service', 'bench', '--config', config, '--app', `127.0.0.1:${upstreamPort}`,
-        '--inbound-port', String(await freePort()), '--outbound-port', String(port), '--admin-port', String(admin)];
-      ready = `http://127.0.0.1:${admin}/ready`;
-    } else {
-      args = [...valgrind, path.join(__dirname, 'servers', 'http-proxy-forwarder.js'), '--port', String(port), '--target', `http://127.0.0.1:${upstreamPort}`];
-      ready = `http://127.0.0.1:${port}/`;
-    }
-    const proxy = startChild({ name: target, command: 'valgrind', args, env: tracingEnv(tracing, sink.url), logFile: path.join(dir, 'valgrind.log') });
-    stops.unshift(() => proxy.stop());
-    await waitForHttp(proxy, ready, { timeoutMs: 300_000, host: target === 'pillion' ? undefined : 'upstream' });
-
-    process.stderr.write(`${target}, tracing ${tracing}: ${warmup} requests of warm-up, then ${requests} counted (pid ${proxy.pid}, files in ${dir})\n`);
-    await load(port, warmup, 32);
-    execFileSync('callgrind_control', ['-z', String(proxy.pid)], { stdio: 'ignore' });
-    await load(port, requests, 32);
-    execFileSync('callgrind_control', ['-d', String(proxy.pid)], { stdio: 'ignore' });
+    process.stderr.write(`${scenario.name}: ${warmup} requests of warm-up, then ${requests} counted (pid ${pid}, files in ${dir})\n`);
+    await load(target.port, target.hostHeader, warmup, 32);
+    execFileSync('callgrind_control', ['-z', String(pid)], { stdio: 'ignore' });
+    await load(target.port, target.hostHeader, requests, 32);
+    execFileSync('callgrind_control', ['-d', String(pid)], { stdio: 'ignore' });
 
     // Thread 1 (the main thread) of dump part 1.
-    const file = readdirSync(dir).find((f) => f === `cg.${proxy.pid}.1-01`);
-    if (!file) throw new Error(`no callgrind dump for the main thread in ${dir}`);
-    const perfMap = `/tmp/perf-${proxy.pid}.map`;
-    const resolve = perfMapResolver(readFileSync(perfMap, 'utf8'));
-    rmSync(perfMap, { force: true });
-    const costs = selfCosts(readFileSync(path.join(dir, file), 'utf8'), resolve);
+    const dump = path.join(dir, `cg.${pid}.1-01`);
+    if (!existsSync(dump)) throw new Error(`no callgrind dump for the main thread in ${dir}`);
+    const resolve = perfMapResolver(readFileSync(`/tmp/perf-${pid}.map`, 'utf8'));
+    const costs = selfCosts(readFileSync(dump, 'utf8'), resolve);
     const total = [...costs.values()].reduce((a, b) => a + b, 0);
     const per = (n: number) => Math.round(n / requests).toLocaleString('en-US');
     const byCategory = new Map<string, number>();
-    for (const [name, n] of costs) byCategory.set(category(name), (byCategory.get(category(name)) ?? 0) + n);
-    const lines = [`${target}, tracing ${tracing}: ${per(total)} instructions per request on the main thread (${requests} requests after ${warmup} of warm-up)`, ''];
+    for (const [name, n] of costs) {
+      const c = category(name);
+      byCategory.set(c, (byCategory.get(c) ?? 0) + n);
+    }
+    const lines = [`${scenario.name}: ${per(total)} instructions per request on the main thread (${requests} requests after ${warmup} of warm-up)`, ''];
     for (const [c, n] of [...byCategory].sort((a, b) => b[1] - a[1])) lines.push(`${per(n).padStart(9)}  ${(100 * n / total).toFixed(1).padStart(5)}%  ${c}`);
     lines.push('', `top ${values.top} functions by their own instructions per request:`);
     for (const [name, n] of [...costs].sort((a, b) => b[1] - a[1]).slice(0, Number(values.top))) lines.push(`${per(n).padStart(9)}  ${name.slice(0, 120)}`);

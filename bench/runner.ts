@@ -110,13 +110,9 @@ export async function runBench(opts: BenchOptions): Promise<BenchResults> {
   const children: Child[] = [];
   const otlp = await startOtlpSink();
   try {
-    const upstream = startChild({
-      name: 'upstream', command: process.execPath, args: [path.join(opts.root, 'dist', 'bench', 'servers', 'upstream.js'), '--port', '0'],
-      logFile: path.join(opts.rawDir, 'upstream.stderr.log'), stdoutFile: path.join(opts.rawDir, 'upstream.stdout.log'),
-    });
-    children.push(upstream);
-    const upstreamPort = await readPort(upstream, path.join(opts.rawDir, 'upstream.stdout.log'));
-    await waitForHttp(upstream, `http://127.0.0.1:${upstreamPort}/`);
+    const upstream = await startUpstream(opts.root, opts.rawDir);
+    children.push(upstream.child);
+    const upstreamPort = upstream.port;
     const redis = opts.scenarios.includes('pillion-pair-global') ? await startRedis(opts.rawDir) : undefined;
     if (redis) children.push(redis.child);
     const ctx: ScenarioContext = { upstreamPort, rawDir: opts.rawDir, otlp, root: opts.root, redisUrl: redis?.url };
@@ -209,6 +205,23 @@ export function renderResults(dir: string): void {
   const results: BenchResults = { ...parsed, bars: computeBars(parsed.scenarios, parsed.convergence, parsed.sideBySide ?? []) };
   writeFileSync(path.join(dir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
   writeReports(dir, results);
+}
+
+/** The bench's upstream (bench/servers/upstream.ts) in its own process, answering on the port it reports. */
+export async function startUpstream(root: string, rawDir: string): Promise<{ child: Child; port: number }> {
+  const stdoutFile = path.join(rawDir, 'upstream.stdout.log');
+  const child = startChild({
+    name: 'upstream', command: process.execPath, args: [path.join(root, 'dist', 'bench', 'servers', 'upstream.js'), '--port', '0'],
+    logFile: path.join(rawDir, 'upstream.stderr.log'), stdoutFile,
+  });
+  try {
+    const port = await readPort(child, stdoutFile);
+    await waitForHttp(child, `http://127.0.0.1:${port}/`);
+    return { child, port };
+  } catch (err) {
+    await child.stop();
+    throw err;
+  }
 }
 
 /** The upstream prints {"port":N} once listening. */

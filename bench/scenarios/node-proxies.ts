@@ -1,15 +1,15 @@
 // The Node proxies Pillion is compared with, each run from bench/servers as its own process.
 import path from 'node:path';
 import { startAnswering, freePort } from '../child';
-import type { Scenario, ScenarioContext, RunningTarget } from './types';
+import { nodeCommand, Scenario, ScenarioContext, RunningTarget } from './types';
 
 async function startServer(ctx: ScenarioContext, name: string, script: string): Promise<RunningTarget> {
   const port = await freePort();
   const child = await startAnswering({
-    name, command: process.execPath,
-    args: [path.join(ctx.root, 'dist', 'bench', 'servers', script), '--port', String(port), '--target', `http://127.0.0.1:${ctx.upstreamPort}`],
+    name,
+    ...nodeCommand(ctx, [path.join(ctx.root, 'dist', 'bench', 'servers', script), '--port', String(port), '--target', `http://127.0.0.1:${ctx.upstreamPort}`]),
     logFile: path.join(ctx.rawDir, `${name}.stderr.log`),
-  }, `http://127.0.0.1:${port}/`);
+  }, `http://127.0.0.1:${port}/`, { timeoutMs: ctx.startTimeoutMs });
   return { port, hostHeader: 'upstream', pids: [child.pid], stop: () => child.stop() };
 }
 

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { startChild, freePort, waitForHttp, Child } from '../child';
-import type { Scenario, ScenarioContext, RunningTarget } from './types';
+import { nodeCommand, Scenario, ScenarioContext, RunningTarget } from './types';
 
 export type TracingMode = 'off' | '1%' | '100%';
 
@@ -72,9 +72,9 @@ async function startSidecar(ctx: ScenarioContext, v: PillionVariant, role: strin
     '--inbound-port', String(inbound), '--outbound-port', String(outbound), '--admin-port', String(admin)];
   if (v.policies === 'global' && ctx.redisUrl) args.push('--redis', ctx.redisUrl);
   const logFile = path.join(ctx.rawDir, `${v.name}-${role}.stderr.log`);
-  const child = startChild({ name: `pillion ${role}`, command: process.execPath, args, env: tracingEnv(v.tracing, ctx.otlp.url), logFile, cwd: ctx.rawDir });
+  const child = startChild({ name: `pillion ${role}`, ...nodeCommand(ctx, args), env: tracingEnv(v.tracing, ctx.otlp.url), logFile, cwd: ctx.rawDir });
   try {
-    await waitForHttp(child, `http://127.0.0.1:${admin}/ready`);
+    await waitForHttp(child, `http://127.0.0.1:${admin}/ready`, { timeoutMs: ctx.startTimeoutMs });
   } catch (err) {
     await child.stop();
     throw new Error(`${(err as Error).message}; stderr: ${tail(logFile)}`);
@@ -100,7 +100,7 @@ async function startPillion(ctx: ScenarioContext, v: PillionVariant): Promise<Ru
     const client = await startSidecar(ctx, v, 'client', 'bench', config);
     started.push(client);
     const target = { port: client.outbound, hostHeader: 'upstream', pids: started.map((s) => s.child.pid), stop };
-    await waitForHttp(client.child, `http://127.0.0.1:${client.outbound}/`, { host: 'upstream', timeoutMs: 5000 });
+    await waitForHttp(client.child, `http://127.0.0.1:${client.outbound}/`, { host: 'upstream', timeoutMs: ctx.startTimeoutMs ?? 5000 });
     return target;
   } catch (err) {
     await stop();

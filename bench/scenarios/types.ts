@@ -10,6 +10,18 @@ export interface ScenarioContext {
   readonly root: string;
   /** A Redis the global rate-limit scenario may use, when one could be started. */
   readonly redisUrl: string | undefined;
+  /**
+   * How the scenario's Node processes are run; default: Node itself. bench/instructions.ts runs
+   * them under valgrind this way, so that it counts exactly what the bench starts.
+   */
+  readonly launchNode?: (nodeArgs: readonly string[]) => { command: string; args: string[] };
+  /** How long a starting process may take to answer; default 15 s (under valgrind: minutes). */
+  readonly startTimeoutMs?: number;
+}
+
+/** The command that runs `node ...nodeArgs` for this context (see launchNode). */
+export function nodeCommand(ctx: ScenarioContext, nodeArgs: readonly string[]): { command: string; args: string[] } {
+  return ctx.launchNode ? ctx.launchNode(nodeArgs) : { command: process.execPath, args: [...nodeArgs] };
 }
 
 export interface RunningTarget {
