@@ -1,6 +1,9 @@
 // The OTEL_* variables as the proxy reads them: standard names and defaults, bad values warned
 // about and replaced by the default (a typo in tracing settings must not stop the sidecar).
 import t from 'tap';
+import path from 'node:path';
+import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { decodeTracingConfig } from '../proxy/tracing/config';
 import { startTracing } from '../proxy/tracing';
 import { createProxyMetrics } from '../proxy/observability/metrics';
@@ -72,4 +75,24 @@ t.test('modes: export with an endpoint, propagate without, off when disabled', a
   const off = startTracing({ serviceName: 's', metrics, logger: capture(), env: { OTEL_SDK_DISABLED: 'true' } });
   t.equal(off.mode, 'off');
   t.equal(off.inbound(), undefined);
+});
+
+t.test('tracing off: the sidecar loads no OpenTelemetry SDK package (memory), even to read the OTEL_* variables', async (t) => {
+  // A fresh process, so that what the other tests loaded does not count. Plain Node on the
+  // compiled output (npm test builds it first).
+  const dist = path.join(__dirname, '..', 'dist', 'proxy', 'tracing', 'index.js');
+  if (!existsSync(dist)) return t.skip('dist/ is not built (npm test builds it first)');
+  const script = `
+    const { startTracing } = require(${JSON.stringify(dist)});
+    const { createProxyMetrics } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'proxy', 'observability', 'metrics.js'))});
+    const logger = { info() {}, warn() {}, error() {} };
+    const off = startTracing({ serviceName: 's', metrics: createProxyMetrics(), logger, env: { OTEL_SDK_DISABLED: 'true', OTEL_RESOURCE_ATTRIBUTES: '' } });
+    const loaded = Object.keys(require.cache).filter((f) => /@opentelemetry[\\/\\\\](core|sdk-trace-base|resources|propagator-b3)[\\/\\\\]/.test(f));
+    process.stdout.write(JSON.stringify({ mode: off.mode, loaded: loaded.length }));
+  `;
+  const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' })) as { mode: string; loaded: number };
+  t.same(out, { mode: 'off', loaded: 0 });
+  // And when a variable is set, it is still read the SDK's way.
+  t.same(decodeTracingConfig({ OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=prod,service.name=from-attrs' }, 's', capture()).resourceAttributes,
+    { 'deployment.environment': 'prod' });
 });
