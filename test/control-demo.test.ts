@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { SIDECAR_NODE_FLAGS } from '../proxy/runtime/node-flags';
 
 const BIN = path.join(__dirname, '..', 'bin', 'pillion.js');
 const OFFSETS = [0, 1, 6, 10, 20, 21, 26, 30, 31];
@@ -47,6 +48,20 @@ function pillion(args: string[], env: Record<string, string>): Promise<{ code: n
     (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr })));
 }
 
+/** The command lines of a process's children (Linux /proc). */
+function childArgvs(parent: number): string[][] {
+  const out: string[][] = [];
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent) out.push(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
 t.test('the demo mesh and its walkthrough', async (t) => {
   const base = await pickBase();
   const child = spawn(process.execPath, [BIN, 'demo', '--port-base', String(base)], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -62,6 +77,10 @@ t.test('the demo mesh and its walkthrough', async (t) => {
   if (!t.ok(started, 'the demo says it is ready')) { t.comment(out, err); return; }
 
   const fe = base + 6, feAdmin = base, beAdmin = base + 20, beApp = base + 31, control = `http://127.0.0.1:${base + 10}`;
+  // Both sidecars are the demo's children, started as a pod's are (proxy/runtime/node-flags.ts).
+  const sidecars = childArgvs(child.pid!).filter((argv) => argv.includes('proxy'));
+  t.equal(sidecars.length, 2, 'two sidecar processes');
+  for (const argv of sidecars) t.ok(SIDECAR_NODE_FLAGS.every((f) => argv.includes(f)), `${argv[argv.indexOf('--service') + 1]}: ${SIDECAR_NODE_FLAGS.join(' ')}`);
   t.match(out, `control server     ${control}`);
   const tokenFile = /export PILLION_TOKEN=\$\(cat (\S+)\)/.exec(out)?.[1];
   const policyFile = /npx pillion apply -f (\S+)/.exec(out)?.[1];

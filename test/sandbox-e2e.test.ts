@@ -5,6 +5,7 @@ import t from 'tap';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
+import { SIDECAR_NODE_FLAGS } from '../proxy/runtime/node-flags';
 
 const ROOT = path.join(__dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'pillion.js');
@@ -112,6 +113,9 @@ t.test('sandbox: transparent interception end to end', { skip: SKIP }, async (t)
       const pid = state.processes.find((p: { role: string }) => p.role === role).pid;
       const uid = /^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1];
       t.equal(uid, '1337', role);
+      // Started as a pod's sidecar is (proxy/runtime/node-flags.ts).
+      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      t.ok(SIDECAR_NODE_FLAGS.every((f) => argv.includes(f)), `${role} runs with ${SIDECAR_NODE_FLAGS.join(' ')}`);
     }
     const dump = JSON.parse(curlIn(BACKEND, ['http://127.0.0.1:15000/config_dump']).out);
     t.equal(dump.source, 'control');

@@ -1,11 +1,12 @@
-// Pillion itself, started as users start it (`pillion proxy ... --config FILE`), its access
-// log discarded. One sidecar (outbound listener, Host: upstream), or a client and a server
-// sidecar pair as in a mesh, where the rate limit (inbound) and the breaker and retries
-// (outbound) are each enforced where SPEC.md puts them.
+// Pillion itself, started as a pod starts it (`pillion proxy ... --config FILE`, with the
+// sidecar's Node flags), its access log discarded. One sidecar (outbound listener, Host:
+// upstream), or a client and a server sidecar pair as in a mesh, where the rate limit
+// (inbound) and the breaker and retries (outbound) are each enforced where SPEC.md puts them.
 import path from 'node:path';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { startChild, freePort, waitForHttp, Child } from '../child';
 import { nodeCommand, Scenario, ScenarioContext, RunningTarget } from './types';
+import { SIDECAR_NODE_FLAGS } from '../../proxy/runtime/node-flags';
 
 export type TracingMode = 'off' | '1%' | '100%';
 
@@ -67,7 +68,8 @@ interface Sidecar { child: Child; inbound: number; outbound: number; admin: numb
 
 async function startSidecar(ctx: ScenarioContext, v: PillionVariant, role: string, service: string, config: string): Promise<Sidecar> {
   const [inbound, outbound, admin] = [await freePort(), await freePort(), await freePort()];
-  const args = [path.join(ctx.root, 'bin', 'pillion.js'), 'proxy', '--service', service, '--config', config,
+  // Started with the flags every sidecar gets (proxy/runtime/node-flags.ts), as in a pod.
+  const args = [...SIDECAR_NODE_FLAGS, path.join(ctx.root, 'bin', 'pillion.js'), 'proxy', '--service', service, '--config', config,
     '--app', `127.0.0.1:${ctx.upstreamPort}`,
     '--inbound-port', String(inbound), '--outbound-port', String(outbound), '--admin-port', String(admin)];
   if (v.policies === 'global' && ctx.redisUrl) args.push('--redis', ctx.redisUrl);

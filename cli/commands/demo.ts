@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startControlServer, ControlServer } from '../../control';
 import { createStderrLogger, Logger } from '../../proxy/runtime/logger';
+import { SIDECAR_NODE_FLAGS } from '../../proxy/runtime/node-flags';
 import { parseFlags, portFlag } from '../args';
 import { CliError } from '../errors';
 
@@ -160,7 +161,7 @@ export async function run(argv: string[]): Promise<number> {
     for (const [service, p] of [['frontend', ports.frontend], ['backend', ports.backend]] as const) {
       const out = fs.openSync(path.join(dataDir, `${service}-sidecar.log`), 'a');
       const child = spawn(process.execPath, [
-        path.join(root, 'bin', 'pillion.js'), 'proxy', '--service', service, '--proxy-id', `${service}-demo`,
+        ...SIDECAR_NODE_FLAGS, path.join(root, 'bin', 'pillion.js'), 'proxy', '--service', service, '--proxy-id', `${service}-demo`,
         '--control', control.url, '--token-file', control.proxyTokenFile, '--cache-dir', path.join(dataDir, `${service}-cache`),
         '--app', `127.0.0.1:${p.app}`, '--inbound-port', String(p.inbound), '--outbound-port', String(p.outbound),
         '--admin-port', String(p.admin), '--drain-timeout', '1s',

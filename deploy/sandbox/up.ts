@@ -9,6 +9,7 @@ import { waitForHttp } from './probe';
 import { emptyState, readState, SandboxState, writeState } from './state';
 import { subnetPrefix, Topology } from './topology';
 import { teardown } from './down';
+import { SIDECAR_NODE_FLAGS } from '../../proxy/runtime/node-flags';
 
 export const NET_NS = 'pillion-net';
 export const BRIDGE = 'pillion0';
@@ -174,7 +175,7 @@ async function build(o: UpOptions, state: SandboxState, save: () => void): Promi
       ? ['--control', controlUrl, '--token-file', writeProxyToken(podDir, proxyToken!)]
       : ['--config', policiesFile];
     startLogged(`${pod.name}-sidecar`, pod.ns, [
-      node, cli, 'proxy', '--service', pod.name, '--app', `127.0.0.1:${pod.port}`,
+      node, ...SIDECAR_NODE_FLAGS, cli, 'proxy', '--service', pod.name, '--app', `127.0.0.1:${pod.port}`,
       '--cache-dir', path.join(podDir, 'cache'), ...source,
     ], PROXY_UID);
   }
