@@ -8,6 +8,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { SIDECAR_NODE_FLAGS } from '../proxy/runtime/node-flags';
+import { processTree } from '../bench/proc';
 
 const BIN = path.join(__dirname, '..', 'bin', 'pillion.js');
 const OFFSETS = [0, 1, 6, 10, 20, 21, 26, 30, 31];
@@ -48,18 +49,15 @@ function pillion(args: string[], env: Record<string, string>): Promise<{ code: n
     (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr })));
 }
 
-/** The command lines of a process's children (Linux /proc). */
-function childArgvs(parent: number): string[][] {
-  const out: string[][] = [];
-  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+/** The command lines of a process and its descendants (Linux /proc). */
+function treeArgvs(root: number): string[][] {
+  return processTree(root).flatMap((pid) => {
     try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent) out.push(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'));
+      return [fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')];
     } catch {
-      // gone meanwhile
+      return []; // gone meanwhile
     }
-  }
-  return out;
+  });
 }
 
 t.test('the demo mesh and its walkthrough', async (t) => {
@@ -78,7 +76,7 @@ t.test('the demo mesh and its walkthrough', async (t) => {
 
   const fe = base + 6, feAdmin = base, beAdmin = base + 20, beApp = base + 31, control = `http://127.0.0.1:${base + 10}`;
   // Both sidecars are the demo's children, started as a pod's are (proxy/runtime/node-flags.ts).
-  const sidecars = childArgvs(child.pid!).filter((argv) => argv.includes('proxy'));
+  const sidecars = treeArgvs(child.pid!).filter((argv) => argv.includes('proxy'));
   t.equal(sidecars.length, 2, 'two sidecar processes');
   for (const argv of sidecars) t.ok(SIDECAR_NODE_FLAGS.every((f) => argv.includes(f)), `${argv[argv.indexOf('--service') + 1]}: ${SIDECAR_NODE_FLAGS.join(' ')}`);
   t.match(out, `control server     ${control}`);
