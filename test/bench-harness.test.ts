@@ -135,3 +135,36 @@ t.test('pillion bench --quick on direct, Pillion and http-proxy', { skip: hasWrk
   t.match(readFileSync(path.join(out, 'latest.svg'), 'utf8'), /^<svg /);
   t.match(r.stdout, /issue 2: Pillion \(no policies\) req\/s vs bare http-proxy/);
 });
+
+function missingTools(names: readonly string[]): string[] {
+  return names.filter((n) => {
+    try {
+      execFileSync('sh', ['-c', `command -v ${n}`], { stdio: 'ignore' });
+      return false;
+    } catch {
+      return true;
+    }
+  });
+}
+
+t.test('bench/pair-ab.sh: a traced sidecar against an untraced one, side by side', async (t) => {
+  const missing = missingTools(['wrk', 'taskset', 'python3', 'curl']);
+  if (missing.length > 0) return t.skip(`needs ${missing.join(', ')} (CI installs them)`);
+  if (!existsSync(path.join(root, 'dist', 'bench', 'servers', 'upstream.js'))) return t.skip('dist/ not built (npm run build)');
+  const tracing = 'OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:18090 OTEL_TRACES_SAMPLER=always_on';
+  const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile('bash', [path.join(root, 'bench', 'pair-ab.sh')], {
+      cwd: root, timeout: 60_000,
+      env: { ...process.env, ROUNDS: '2', WARMUP: '1', DUR: '1', A_ENV: tracing, B_ENV: 'OTEL_SDK_DISABLED=true' },
+    }, (err, stdout, stderr) => resolve({ code: err ? -1 : 0, stdout, stderr }));
+  });
+  t.equal(r.code, 0, r.stderr);
+  const rounds = r.stdout.split('\n').filter((l) => l.startsWith('round '));
+  t.equal(rounds.length, 2, 'a line per round');
+  for (const line of rounds) {
+    const m = /^round \d: A (\d+), B (\d+) requests in 1s, A\/B ([\d.]+)x; RSS A (\d+) MB, B (\d+) MB$/.exec(line);
+    t.ok(m, line);
+    if (m) t.ok(Number(m[1]) > 0 && Number(m[2]) > 0 && Number(m[4]) > 10, 'both served load and their memory was read');
+  }
+  t.match(r.stdout, /^median A\/B [\d.]+x \(rounds [\d.]+x-[\d.]+x\)$/m);
+});
