@@ -7,7 +7,7 @@
 # for: a Node flag, an OTEL_* setting, or a patched copy of the build (A_ROOT).
 #
 # A tracing sidecar exports to a tiny OTLP receiver on 127.0.0.1:18090 that this script runs.
-# Needs: npm run build, wrk, taskset, python3. Uses loopback ports 18080-18094.
+# Needs: npm run build, wrk, taskset, python3, curl. Uses loopback ports 18080-18094.
 #
 # Usage (1% sampling against tracing off, 30 s warm-up, 5 rounds):
 #   T="OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:18090 OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0.01"
@@ -39,6 +39,8 @@ taskset -c $OTHERS node -e "require('http').createServer((q, s) => { q.resume();
 trap 'kill $UP $SINK 2>/dev/null' EXIT
 sleep 0.5
 
+# Pinned at launch: every thread the sidecar starts later (V8's helpers, the export worker)
+# inherits the one core.
 start() { # $1 name, $2 root, $3 env, $4 flags, $5 outbound port, $6 admin port, $7 inbound port
   env $3 taskset -c $CORE node $SIDECAR_FLAGS $4 "$2/bin/pillion.js" proxy --service bench --config p.yaml \
     --app 127.0.0.1:18080 --outbound-port $5 --admin-port $6 --inbound-port $7 >/dev/null 2>$1.log &
@@ -58,11 +60,11 @@ for round in $(seq $ROUNDS); do
   A=$(start a "$A_ROOT" "$A_ENV" "$A_FLAGS" 18081 18084 18083)
   B=$(start b "$B_ROOT" "$B_ENV" "$B_FLAGS" 18091 18094 18093)
   ready 18084 && ready 18094 || { kill $A $B; exit 1; }
-  # -a: every thread, including those started later (V8's helpers, the export worker) in time.
-  taskset -a -p -c $CORE $A >/dev/null; taskset -a -p -c $CORE $B >/dev/null
   load $WARMUP >/dev/null
-  taskset -a -p -c $CORE $A >/dev/null; taskset -a -p -c $CORE $B >/dev/null
   read -r na nb < <(load $DUR)
+  if [ -z "$na" ] || [ -z "$nb" ]; then
+    echo "round $round: wrk reported no requests (a.log, b.log in $PWD)" >&2; kill $A $B; exit 1
+  fi
   r=$(python3 -c "print(f'{$na / $nb:.3f}')")
   ratios="$ratios $r"
   echo "round $round: A $na, B $nb requests in ${DUR}s, A/B ${r}x; RSS A $(rss $A) MB, B $(rss $B) MB"
