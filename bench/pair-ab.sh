@@ -25,17 +25,11 @@ if [ "$(nproc)" -gt 2 ]; then OTHERS="1-$(( $(nproc) - 1 ))"; fi
 cd "$(mktemp -d)"
 # Flags every sidecar gets (proxy/runtime/node-flags.ts), as the bench and the injector pass them.
 SIDECAR_FLAGS=$(node -p "require('$ROOT/dist/proxy/runtime/node-flags').SIDECAR_NODE_FLAGS.join(' ')")
-cat > p.yaml <<EOF
-apiVersion: pillion.dev/v1alpha1
-kind: TrafficPolicy
-metadata: { name: upstream }
-spec:
-  service: upstream
-  endpoints: [127.0.0.1:18080]
-EOF
+# The bench's own policy for the one-sidecar scenarios (bench/scenarios/pillion.ts), and its
+# OTLP receiver (bench/servers/otlp-sink.ts) on a port the caller's OTEL_* settings can name.
+node -e "process.stdout.write(require('$ROOT/dist/bench/scenarios/pillion').policyYaml(18080, 'none'))" > p.yaml
 taskset -c $OTHERS node "$ROOT/dist/bench/servers/upstream.js" --port 18080 >/dev/null & UP=$!
-# An OTLP/HTTP receiver that accepts and discards (an empty protobuf or JSON response).
-taskset -c $OTHERS node -e "require('http').createServer((q, s) => { q.resume(); q.on('end', () => s.end(/json/.test(q.headers['content-type'] || '') ? '{}' : undefined)); }).listen(18090, '127.0.0.1')" & SINK=$!
+taskset -c $OTHERS node -e "require('$ROOT/dist/bench/servers/otlp-sink').startOtlpSink(18090)" & SINK=$!
 trap 'kill $UP $SINK 2>/dev/null' EXIT
 sleep 0.5
 

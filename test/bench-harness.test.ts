@@ -16,18 +16,25 @@ const root = path.join(__dirname, '..');
 const bin = path.join(root, 'bin', 'pillion.js');
 const worker = path.join(root, 'dist', 'bench', 'load', 'fixed-rate-worker.js');
 
-function hasWrk(): boolean {
-  try {
-    execFileSync('sh', ['-c', 'command -v wrk'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
+/** The programs of `names` that are not on PATH. */
+function missingTools(names: readonly string[]): string[] {
+  return names.filter((n) => {
+    try {
+      execFileSync('sh', ['-c', `command -v ${n}`], { stdio: 'ignore' });
+      return false;
+    } catch {
+      return true;
+    }
+  });
 }
 
-function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string }> {
+function hasWrk(): boolean {
+  return missingTools(['wrk']).length === 0;
+}
+
+function run(cmd: string, args: string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { cwd: root, timeout: timeoutMs, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
+    execFile(cmd, args, { cwd: root, timeout: timeoutMs, maxBuffer: 4 << 20, env: env ?? process.env }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -136,28 +143,13 @@ t.test('pillion bench --quick on direct, Pillion and http-proxy', { skip: hasWrk
   t.match(r.stdout, /issue 2: Pillion \(no policies\) req\/s vs bare http-proxy/);
 });
 
-function missingTools(names: readonly string[]): string[] {
-  return names.filter((n) => {
-    try {
-      execFileSync('sh', ['-c', `command -v ${n}`], { stdio: 'ignore' });
-      return false;
-    } catch {
-      return true;
-    }
-  });
-}
-
 t.test('bench/pair-ab.sh: a traced sidecar against an untraced one, side by side', async (t) => {
   const missing = missingTools(['wrk', 'taskset', 'python3', 'curl']);
   if (missing.length > 0) return t.skip(`needs ${missing.join(', ')} (CI installs them)`);
   if (!existsSync(path.join(root, 'dist', 'bench', 'servers', 'upstream.js'))) return t.skip('dist/ not built (npm run build)');
   const tracing = 'OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:18090 OTEL_TRACES_SAMPLER=always_on';
-  const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile('bash', [path.join(root, 'bench', 'pair-ab.sh')], {
-      cwd: root, timeout: 60_000,
-      env: { ...process.env, ROUNDS: '2', WARMUP: '1', DUR: '1', A_ENV: tracing, B_ENV: 'OTEL_SDK_DISABLED=true' },
-    }, (err, stdout, stderr) => resolve({ code: err ? -1 : 0, stdout, stderr }));
-  });
+  const r = await run('bash', [path.join(root, 'bench', 'pair-ab.sh')], 60_000,
+    { ...process.env, ROUNDS: '2', WARMUP: '1', DUR: '1', A_ENV: tracing, B_ENV: 'OTEL_SDK_DISABLED=true' });
   t.equal(r.code, 0, r.stderr);
   const rounds = r.stdout.split('\n').filter((l) => l.startsWith('round '));
   t.equal(rounds.length, 2, 'a line per round');

@@ -10,7 +10,8 @@ export interface OtlpSink {
   close(): Promise<void>;
 }
 
-export function startOtlpSink(): Promise<OtlpSink> {
+/** `port` 0: any free port (the bench); bench/pair-ab.sh asks for a fixed one its users can name. */
+export function startOtlpSink(port = 0): Promise<OtlpSink> {
   let requests = 0;
   let bytes = 0;
   const server = http.createServer((req, res) => {
@@ -24,7 +25,7 @@ export function startOtlpSink(): Promise<OtlpSink> {
     });
   });
   return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(port, '127.0.0.1', () => {
       const { port } = server.address() as AddressInfo;
       resolve({
         url: `http://127.0.0.1:${port}`,
