@@ -49,7 +49,7 @@ t.test('a socket busy with a slow response is not an idle one', async (t) => {
 });
 
 /** The options a request's new connection is opened with, as the agent's pool passes them on. */
-async function connectionOptions(agent: http.Agent, port: number): Promise<Record<string, unknown>> {
+async function connectionOptions(agent: http.Agent, port: number, host?: string): Promise<Record<string, unknown>> {
   let seen: Record<string, unknown> | undefined;
   const create = agent.createConnection.bind(agent);
   agent.createConnection = (options, cb) => {
@@ -58,7 +58,8 @@ async function connectionOptions(agent: http.Agent, port: number): Promise<Recor
     return create(options, cb);
   };
   // What http-proxy passes for a plain-HTTP target: TLS keys present, undefined.
-  await request({ port, agent, pfx: undefined, key: undefined, ca: undefined, ciphers: undefined, localAddress: undefined });
+  const headers = host === undefined ? undefined : { host };
+  await request({ port, agent, headers, pfx: undefined, key: undefined, ca: undefined, ciphers: undefined, localAddress: undefined });
   return seen!;
 }
 
@@ -79,6 +80,19 @@ t.test('the pool passes on only the options that are set, and otherwise what Nod
   t.same(Object.entries(set).filter(([, v]) => v === undefined), [], 'ours carries none');
   const defined = Object.fromEntries(Object.entries(withUndefined).filter(([, v]) => v !== undefined));
   t.same(set, defined, 'and every option that is set arrives as it would through Node\'s agent');
+});
+
+t.test('the pool works out no TLS server name from a service name in the Host header', async (t) => {
+  const { up } = await trackedUpstream();
+  t.teardown(() => up.close());
+  const ours = createAgent(300);
+  const nodes = new http.Agent(upstreamAgentOptions(300));
+  t.teardown(() => { ours.destroy(); nodes.destroy(); });
+  // Node derives it from the Host header (a regex-heavy step per request), for plain TCP too.
+  t.equal((await connectionOptions(nodes, up.port, 'ratings.default.svc:9080')).servername, 'ratings.default.svc', "Node's agent computes one");
+  t.equal((await connectionOptions(ours, up.port, 'ratings.default.svc:9080')).servername, '', "ours says 'none' up front, so Node skips that step");
+  const reply = await request({ port: up.port, agent: ours, headers: { host: 'ratings' } });
+  t.equal(reply.status, 200, 'and the request goes through as before');
 });
 
 t.test('the proxy closes its idle upstream connections after the idle period', async (t) => {
