@@ -147,36 +147,53 @@ export interface ForwarderTargets {
   readonly endpoints: readonly Endpoint[];
 }
 
+/** Where one attempt goes, with what http-proxy is told for it. */
+interface Destination {
+  readonly endpoint: Endpoint;
+  /** host:port as the access log and traces show it. */
+  readonly label: string;
+  /** http-proxy's per-call options; only read by it, so one object serves every attempt. */
+  readonly options: httpProxy.ServerOptions;
+}
+
+function destination(endpoint: Endpoint, agent: http.Agent): Destination {
+  const { host, port } = endpoint;
+  return {
+    endpoint,
+    label: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`,
+    options: { target: { host, port, protocol: 'http:' } as unknown as string, agent },
+  };
+}
+
 export function createForwarder(proxy: httpProxy, agent: http.Agent, targets: ForwarderTargets): Handler {
+  // A policy's endpoints are fixed for this forwarder's life (a new config builds a new one):
+  // their labels and options are made once here, not per request.
+  const fixed = targets.endpoints.map((e) => destination(e, agent));
   let next = 0;
-  const pick = (ctx: RequestContext): Endpoint => {
-    const { endpoints } = targets;
-    if (endpoints.length > 0) {
-      next = (next + 1) % endpoints.length;
-      return endpoints[next]!;
+  const pick = (ctx: RequestContext): Destination => {
+    if (fixed.length > 0) {
+      next = (next + 1) % fixed.length;
+      return fixed[next]!;
     }
-    if (ctx.fallbackTarget) return ctx.fallbackTarget;
+    if (ctx.fallbackTarget) return destination(ctx.fallbackTarget, agent);
     throw new NoRouteError(ctx.service);
   };
 
   return (req: IncomingMessage, ctx: RequestContext, opts: AttemptOptions): Promise<IncomingMessage> => {
-    const target = pick(ctx);
+    const dest = pick(ctx);
     ctx.attemptCount++;
-    ctx.upstream = target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+    ctx.upstream = dest.label;
     return new Promise<IncomingMessage>((resolve, reject) => {
       const signal = opts.signal;
       if (signal?.aborted) {
         const reason = signal.reason;
         return reject(reason instanceof Error ? reason : new ClientGoneError());
       }
-      const attempt = new Attempt(resolve, reject, signal, target);
+      const attempt = new Attempt(resolve, reject, signal, dest.endpoint);
       (req as RequestWithAttempt)[ATTEMPT] = attempt;
       if (ctx.replayBody === undefined && req.headers.trailer !== undefined) attempt.watchTrailers(req);
-      proxy.web(req, ctx.res as ServerResponse, {
-        target: { host: target.host, port: target.port, protocol: 'http:' } as unknown as string,
-        agent,
-        buffer: ctx.replayBody !== undefined ? Readable.from([ctx.replayBody]) : undefined,
-      }, attempt.onProxyError);
+      const options = ctx.replayBody === undefined ? dest.options : { ...dest.options, buffer: Readable.from([ctx.replayBody]) };
+      proxy.web(req, ctx.res as ServerResponse, options, attempt.onProxyError);
     });
   };
 }
