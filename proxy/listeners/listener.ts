@@ -9,6 +9,7 @@ import { BadRequestError, DrainingError, NoRouteError, ProxyError, toProxyError 
 import { CancelSignal, Direction, RequestContext } from '../pipeline';
 import { prepareRequestHeaders, responseHeaders } from '../forward/headers';
 import { abortAttempt, ClientGoneError, forwardUpgrade } from '../forward/forwarder';
+import { ResponseRelay } from '../forward/relay';
 import type { ServiceRuntime, ServiceTable } from '../runtime/service-table';
 import type { ProxyMetrics } from '../observability/metrics';
 import type { AccessLog } from '../observability/access-log';
@@ -71,10 +72,12 @@ export function createListener(deps: ListenerDeps): http.Server {
     let requestId = '';
     let runtime: ServiceRuntime | undefined;
     let localReason = '';
+    /** A local reply's body bytes; a relayed response counts its own. */
     let bytesSent = 0;
     let ctx: ListenerContext | undefined;
     let pathForLog = req.url ?? '';
     let upstreamRes: IncomingMessage | undefined;
+    let relay: ResponseRelay | undefined;
 
     // The one close handler: cleanup, metrics, log. `on`, not `once`: 'close' is emitted once,
     // and `once` would cost a wrapper per request.
@@ -94,7 +97,7 @@ export function createListener(deps: ListenerDeps): http.Server {
         direction, service, method,
         // Query strings often carry credentials: the log keeps the path only.
         path: stripQuery(pathForLog), status, reason: localReason,
-        duration_ms: seconds * 1000, bytes_sent: bytesSent, // rounded to µs by the log
+        duration_ms: seconds * 1000, bytes_sent: relay?.bytes ?? bytesSent, // rounded to µs by the log
         upstream: ctx?.upstream ?? '', attempt_count: ctx?.attemptCount ?? 0,
         // Without tracing stages, the W3C header is all there is.
         trace_id: ctx?.traceId || (typeof tp === 'string' && tp.length >= 35 ? tp.slice(3, 35) : ''),
@@ -141,17 +144,10 @@ export function createListener(deps: ListenerDeps): http.Server {
         }
         upstreamRes = upstream;
         res.writeHead(upstream.statusCode ?? 502, upstream.statusMessage, responseHeaders(upstream.headers, state.draining));
-        upstream.on('data', (chunk: Buffer) => { bytesSent += chunk.length; });
-        // Only a chunked body can carry trailers (listeners cost per request).
-        if (upstream.headers['content-length'] === undefined) {
-          upstream.on('end', () => {
-            if (upstream.rawTrailers.length > 0) res.addTrailers(upstream.trailers);
-          });
-        }
+        relay = new ResponseRelay(upstream, res);
         // A reset mid-body must abort the client's response, not leave it hanging: the
         // upstream response closes without having completed (aborted, or an error).
         upstream.on('close', () => { if (!upstream.complete) res.destroy(); });
-        upstream.pipe(res);
       }, fail);
     } catch (err) {
       // Drain what the client is still sending of a refused request, then reply.
