@@ -154,14 +154,35 @@ interface Destination {
   readonly label: string;
   /** http-proxy's per-call options; only read by it, so one object serves every attempt. */
   readonly options: httpProxy.ServerOptions;
+  /** The same, for a request without a body (see NO_BODY). */
+  readonly bodiless: httpProxy.ServerOptions;
+}
+
+/**
+ * http-proxy sends the request body with `(options.buffer || req).pipe(proxyReq)`. A request
+ * without one (neither content-length nor transfer-encoding, RFC 9112 6.3: most GETs) has
+ * nothing to send, and stream.pipe costs seven listeners added and removed again per call
+ * (the response side measured 7% of a forwarded request's throughput). This stand-in's pipe
+ * just ends the upstream request. The client's request is then never read; Node's server
+ * discards what is left of it (nothing) when the response finishes.
+ */
+const NO_BODY = { pipe: (upstreamReq: http.ClientRequest) => upstreamReq.end() };
+
+function hasBody(req: IncomingMessage): boolean {
+  const { headers } = req;
+  if (headers['transfer-encoding'] !== undefined) return true;
+  const length = headers['content-length'];
+  return length !== undefined && length !== '0';
 }
 
 function destination(endpoint: Endpoint, agent: http.Agent): Destination {
   const { host, port } = endpoint;
+  const options: httpProxy.ServerOptions = { target: { host, port, protocol: 'http:' } as unknown as string, agent };
   return {
     endpoint,
     label: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`,
-    options: { target: { host, port, protocol: 'http:' } as unknown as string, agent },
+    options,
+    bodiless: { ...options, buffer: NO_BODY as unknown as httpProxy.ServerOptions['buffer'] },
   };
 }
 
@@ -192,7 +213,8 @@ export function createForwarder(proxy: httpProxy, agent: http.Agent, targets: Fo
       const attempt = new Attempt(resolve, reject, signal, dest.endpoint);
       (req as RequestWithAttempt)[ATTEMPT] = attempt;
       if (ctx.replayBody === undefined && req.headers.trailer !== undefined) attempt.watchTrailers(req);
-      const options = ctx.replayBody === undefined ? dest.options : { ...dest.options, buffer: Readable.from([ctx.replayBody]) };
+      const options = ctx.replayBody !== undefined ? { ...dest.options, buffer: Readable.from([ctx.replayBody]) }
+        : hasBody(req) ? dest.options : dest.bodiless;
       proxy.web(req, ctx.res as ServerResponse, options, attempt.onProxyError);
     });
   };
