@@ -63,12 +63,18 @@ async function connectionOptions(agent: http.Agent, port: number, host?: string)
   return seen!;
 }
 
-t.test('the pool passes on only the options that are set, and otherwise what Node would', async (t) => {
+/** An upstream, our pool and Node's own agent with the same options, all closed after the test. */
+async function agentsSideBySide(t: Tap.Test) {
   const { up } = await trackedUpstream();
   t.teardown(() => up.close());
   const ours = createAgent(300);
   const nodes = new http.Agent(upstreamAgentOptions(300));
   t.teardown(() => { ours.destroy(); nodes.destroy(); });
+  return { up, ours, nodes };
+}
+
+t.test('the pool passes on only the options that are set, and otherwise what Node would', async (t) => {
+  const { up, ours, nodes } = await agentsSideBySide(t);
 
   const agentOptions = (a: http.Agent) => (a as unknown as { options: object }).options;
   t.same({ ...agentOptions(ours) }, { ...agentOptions(nodes) }, "the agent's own options are Node's");
@@ -83,11 +89,7 @@ t.test('the pool passes on only the options that are set, and otherwise what Nod
 });
 
 t.test('the pool works out no TLS server name from a service name in the Host header', async (t) => {
-  const { up } = await trackedUpstream();
-  t.teardown(() => up.close());
-  const ours = createAgent(300);
-  const nodes = new http.Agent(upstreamAgentOptions(300));
-  t.teardown(() => { ours.destroy(); nodes.destroy(); });
+  const { up, ours, nodes } = await agentsSideBySide(t);
   // Node derives it from the Host header (a regex-heavy step per request), for plain TCP too.
   t.equal((await connectionOptions(nodes, up.port, 'ratings.default.svc:9080')).servername, 'ratings.default.svc', "Node's agent computes one");
   t.equal((await connectionOptions(ours, up.port, 'ratings.default.svc:9080')).servername, '', "ours says 'none' up front, so Node skips that step");
