@@ -5,22 +5,21 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAgent, createForwarder, createProxyServer } from '../proxy/forward/forwarder';
 import { CancelSignal, RequestContext } from '../proxy/pipeline';
+import { startUpstream } from './helpers/proxy';
 
 interface Seen { method: string; body: string; headers: http.IncomingHttpHeaders }
 
 /** An upstream that echoes what it got, and a front server that forwards through createForwarder. */
 async function forwardingPair(t: Tap.Test) {
   const seen: Seen[] = [];
-  const upstream = http.createServer((req, res) => {
+  const upstream = await startUpstream((req, res) => {
     let body = '';
     req.setEncoding('utf8');
     req.on('data', (c: string) => { body += c; });
     req.on('end', () => { seen.push({ method: req.method!, body, headers: req.headers }); res.end('ok'); });
   });
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  const upPort = (upstream.address() as AddressInfo).port;
   const agent = createAgent();
-  const forward = createForwarder(createProxyServer(), agent, { endpoints: [{ host: '127.0.0.1', port: upPort }] });
+  const forward = createForwarder(createProxyServer(), agent, { endpoints: [{ host: '127.0.0.1', port: upstream.port }] });
   /** How many `data` listeners the client's request had once the attempt was under way. */
   const dataListeners: number[] = [];
   const front = http.createServer((req, res) => {
@@ -33,7 +32,7 @@ async function forwardingPair(t: Tap.Test) {
   t.teardown(async () => {
     agent.destroy();
     await new Promise((r) => front.close(r));
-    await new Promise((r) => upstream.close(r));
+    await upstream.close();
   });
   const send = (method: string, headers: http.OutgoingHttpHeaders, chunks: string[]) => new Promise<number>((resolve, reject) => {
     const req = http.request({ port: (front.address() as AddressInfo).port, method, headers, agent: false }, (res) => {

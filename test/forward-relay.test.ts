@@ -4,14 +4,14 @@ import t from 'tap';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ResponseRelay } from '../proxy/forward/relay';
+import { startUpstream } from './helpers/proxy';
 
 interface Hop { port: number; relays: ResponseRelay[]; upstreams: http.IncomingMessage[]; close(): Promise<void> }
 
 /** An upstream and, in front of it, a minimal proxy that relays each response with ResponseRelay. */
-async function relayHop(upstreamHandler: http.RequestListener): Promise<Hop> {
-  const upstream = http.createServer(upstreamHandler);
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  const upPort = (upstream.address() as AddressInfo).port;
+async function relayHop(upstreamHandler: (req: http.IncomingMessage, res: http.ServerResponse) => void): Promise<Hop> {
+  const upstream = await startUpstream(upstreamHandler);
+  const upPort = upstream.port;
   const relays: ResponseRelay[] = [];
   const upstreams: http.IncomingMessage[] = [];
   const front = http.createServer((req, res) => {
@@ -26,7 +26,7 @@ async function relayHop(upstreamHandler: http.RequestListener): Promise<Hop> {
     port: (front.address() as AddressInfo).port, relays, upstreams,
     close: async () => {
       await new Promise((r) => front.close(r));
-      await new Promise((r) => upstream.close(r));
+      await upstream.close();
     },
   };
 }
@@ -90,10 +90,9 @@ t.test('trailers of a chunked body go out with it', async (t) => {
 });
 
 t.test('a relay costs the upstream two listeners and the client response none', async (t) => {
-  const upstream = http.createServer((_req, res) => res.end('ok'));
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  t.teardown(() => new Promise((r) => upstream.close(r)));
-  const port = (upstream.address() as AddressInfo).port;
+  const upstream = await startUpstream((_req, res) => res.end('ok'));
+  t.teardown(() => upstream.close());
+  const port = upstream.port;
   const up = await new Promise<http.IncomingMessage>((resolve) => http.get({ port, agent: false }, resolve));
   // A response that is never sent: what matters is what the relay attaches.
   const res = new http.ServerResponse(new http.IncomingMessage(null as never));

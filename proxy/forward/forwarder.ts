@@ -7,6 +7,7 @@ import httpProxy from 'http-proxy';
 import type { Endpoint } from '../config';
 import { NoRouteError, ProxyError, UpstreamUnreachableError } from '../errors';
 import type { AttemptOptions, CancelSignal, Handler, RequestContext } from '../pipeline';
+import { announcedBody } from './headers';
 import { UpstreamAgent } from './upstream-agent';
 
 const ATTEMPT = Symbol('pillion.attempt');
@@ -147,17 +148,6 @@ export interface ForwarderTargets {
   readonly endpoints: readonly Endpoint[];
 }
 
-/** Where one attempt goes, with what http-proxy is told for it. */
-interface Destination {
-  readonly endpoint: Endpoint;
-  /** host:port as the access log and traces show it. */
-  readonly label: string;
-  /** http-proxy's per-call options; only read by it, so one object serves every attempt. */
-  readonly options: httpProxy.ServerOptions;
-  /** The same, for a request without a body (see NO_BODY). */
-  readonly bodiless: httpProxy.ServerOptions;
-}
-
 /**
  * http-proxy sends the request body with `(options.buffer || req).pipe(proxyReq)`. A request
  * without one (neither content-length nor transfer-encoding, RFC 9112 6.3: most GETs) has
@@ -166,37 +156,46 @@ interface Destination {
  * just ends the upstream request. The client's request is then never read; Node's server
  * discards what is left of it (nothing) when the response finishes.
  */
-const NO_BODY = { pipe: (upstreamReq: http.ClientRequest) => upstreamReq.end() };
+const NO_BODY = { pipe: (upstreamReq: http.ClientRequest) => upstreamReq.end() } as unknown as httpProxy.ServerOptions['buffer'];
 
-function hasBody(req: IncomingMessage): boolean {
-  const { headers } = req;
-  if (headers['transfer-encoding'] !== undefined) return true;
-  const length = headers['content-length'];
-  return length !== undefined && length !== '0';
-}
+/** Where one attempt goes, with what http-proxy is told for it. */
+class Destination {
+  /** host:port as the access log and traces show it. */
+  readonly label: string;
+  private withBody: httpProxy.ServerOptions | undefined;
+  private withoutBody: httpProxy.ServerOptions | undefined;
 
-function destination(endpoint: Endpoint, agent: http.Agent): Destination {
-  const { host, port } = endpoint;
-  const options: httpProxy.ServerOptions = { target: { host, port, protocol: 'http:' } as unknown as string, agent };
-  return {
-    endpoint,
-    label: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`,
-    options,
-    bodiless: { ...options, buffer: NO_BODY as unknown as httpProxy.ServerOptions['buffer'] },
-  };
+  constructor(readonly endpoint: Endpoint, private readonly agent: http.Agent) {
+    const { host, port } = endpoint;
+    this.label = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  }
+
+  /**
+   * http-proxy's per-call options for a request with or without a body. It only reads them, so
+   * each is made on first use and serves every later attempt (a fallback target's destination
+   * lives for one request, and makes only the one it needs).
+   */
+  options(body: boolean): httpProxy.ServerOptions {
+    return body ? (this.withBody ??= this.make(undefined)) : (this.withoutBody ??= this.make(NO_BODY));
+  }
+
+  private make(buffer: httpProxy.ServerOptions['buffer']): httpProxy.ServerOptions {
+    const { host, port } = this.endpoint;
+    return { target: { host, port, protocol: 'http:' } as unknown as string, agent: this.agent, buffer };
+  }
 }
 
 export function createForwarder(proxy: httpProxy, agent: http.Agent, targets: ForwarderTargets): Handler {
   // A policy's endpoints are fixed for this forwarder's life (a new config builds a new one):
   // their labels and options are made once here, not per request.
-  const fixed = targets.endpoints.map((e) => destination(e, agent));
+  const fixed = targets.endpoints.map((e) => new Destination(e, agent));
   let next = 0;
   const pick = (ctx: RequestContext): Destination => {
     if (fixed.length > 0) {
       next = (next + 1) % fixed.length;
       return fixed[next]!;
     }
-    if (ctx.fallbackTarget) return destination(ctx.fallbackTarget, agent);
+    if (ctx.fallbackTarget) return new Destination(ctx.fallbackTarget, agent);
     throw new NoRouteError(ctx.service);
   };
 
@@ -213,8 +212,8 @@ export function createForwarder(proxy: httpProxy, agent: http.Agent, targets: Fo
       const attempt = new Attempt(resolve, reject, signal, dest.endpoint);
       (req as RequestWithAttempt)[ATTEMPT] = attempt;
       if (ctx.replayBody === undefined && req.headers.trailer !== undefined) attempt.watchTrailers(req);
-      const options = ctx.replayBody !== undefined ? { ...dest.options, buffer: Readable.from([ctx.replayBody]) }
-        : hasBody(req) ? dest.options : dest.bodiless;
+      const options = ctx.replayBody !== undefined ? { ...dest.options(true), buffer: Readable.from([ctx.replayBody]) }
+        : dest.options(announcedBody(req.headers) !== 0);
       proxy.web(req, ctx.res as ServerResponse, options, attempt.onProxyError);
     });
   };

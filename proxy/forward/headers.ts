@@ -65,3 +65,13 @@ export function responseHeaders(headers: IncomingHttpHeaders, closing: boolean):
   if (closing) out.connection = 'close';
   return out;
 }
+
+/**
+ * The request body its headers announce (RFC 9112 6.3): 'chunked' for transfer-encoding, else
+ * content-length's value, 0 when there is none (a request without either has no body).
+ */
+export function announcedBody(headers: IncomingHttpHeaders): number | 'chunked' {
+  if (headers['transfer-encoding'] !== undefined) return 'chunked';
+  const length = headers['content-length'];
+  return length === undefined ? 0 : Number(length);
+}

@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { RetryConfig, TrafficPolicy } from '../../config';
 import { UpstreamTimeoutError } from '../../errors';
 import { ClientGoneError } from '../../forward/forwarder';
+import { announcedBody } from '../../forward/headers';
 import type { AttemptOptions, CancelSignal, Handler, RequestContext, Stage } from '../../pipeline';
 import type { PolicyDeps, PolicyRuntime } from '../../listeners/policy-runtime';
 import type { Clock } from '../../runtime/clock';
@@ -35,10 +36,8 @@ export function backoffMs(n: number, random: () => number): number {
 type BodyKind = 'none' | 'small' | 'stream';
 
 function bodyKind(req: IncomingMessage): BodyKind {
-  if (req.headers['transfer-encoding'] !== undefined) return 'stream';
-  const cl = req.headers['content-length'];
-  if (cl === undefined) return 'none';
-  const n = Number(cl);
+  const n = announcedBody(req.headers);
+  if (n === 'chunked') return 'stream';
   return n === 0 ? 'none' : n <= MAX_REPLAY_BYTES ? 'small' : 'stream';
 }
 
