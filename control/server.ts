@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { listen as bind } from '../proxy/runtime/listen';
+import { keepNextTickShape } from '../proxy/runtime/next-tick-shape';
 import * as https from 'node:https';
 import { WebSocketServer } from 'ws';
 import { SUBSCRIBE_PATH } from '../proxy/control-client/protocol';
@@ -38,6 +39,8 @@ export interface ControlServer {
 }
 
 export async function startControlServer(opts: ControlServerOptions): Promise<ControlServer> {
+  // The same V8 pitfall as the proxy's (proxy/runtime/next-tick-shape.ts): pushes are nextTick-heavy.
+  keepNextTickShape();
   const store = VersionStore.open(opts.dataDir);
   try {
     return await listen(opts, store);

@@ -12,6 +12,7 @@ import { Clock, systemClock } from './runtime/clock';
 import { createStderrLogger, Logger } from './runtime/logger';
 import { ServiceTable } from './runtime/service-table';
 import { listen } from './runtime/listen';
+import { keepNextTickShape } from './runtime/next-tick-shape';
 import { startTracing } from './tracing';
 import { transparentSupport } from './transparent';
 
@@ -55,6 +56,8 @@ export interface RunningProxy {
 
 
 export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
+  // Before any load: V8 would otherwise, after a few major GCs, make every nextTick slow.
+  keepNextTickShape();
   const logger = opts.logger ?? createStderrLogger('proxy');
   const metrics = opts.metrics ?? createProxyMetrics();
   const clock = opts.clock ?? systemClock;
