@@ -6,6 +6,7 @@
 // Encoding happens there too (the SDK's OTLP serializers, protobuf or JSON): the protobuf
 // encoder runs in bursts, cold, and cost the main thread another ~5 us per proxied request at 1%.
 // The main thread only copies each finished span into a plain object for postMessage.
+import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { ExportResult, ExportResultCode } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
@@ -25,7 +26,7 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const http = require('node:http');
 const https = require('node:https');
-const { url, headers, timeoutMs, contentType, transformerPath } = workerData;
+const { url, headers, timeoutMs, contentType, transformerPath, perBatchClasses } = workerData;
 const { JsonTraceSerializer, ProtobufTraceSerializer } = require(transformerPath);
 const serializer = contentType === 'application/json' ? JsonTraceSerializer : ProtobufTraceSerializer;
 const target = new URL(url);
@@ -46,6 +47,16 @@ function revive(batch) {
 }
 const client = target.protocol === 'https:' ? https : http;
 const agent = new client.Agent({ keepAlive: true, maxSockets: 4 });
+// One instance of each class the protobuf serializer makes afresh for every batch, kept for
+// the worker's life. Between batches (seconds apart) no instance would be alive, so a major GC
+// could collect the classes' hidden classes, and with them the serializer's optimized code,
+// which V8 then compiles again for the next batch ("deoptimization, reason: weak objects").
+// Measured at 1% sampling: without these, the worker recompiled its writer every few seconds,
+// on the core the proxy shares. Best effort: a later transformer that moves them only costs that.
+const keepAlive = [];
+for (const { path, name } of perBatchClasses) {
+  try { keepAlive.push(new (require(path)[name])(16)); } catch {}
+}
 parentPort.on('message', ({ id, batch }) => {
   let settled = false;
   let timer;
@@ -75,6 +86,18 @@ parentPort.on('message', ({ id, batch }) => {
   req.end(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
 });
 `;
+
+/**
+ * Where the protobuf serializer's per-batch classes live inside the pinned otlp-transformer:
+ * internal files, so test/tracing-export-worker.test.ts fails when an upgrade moves them.
+ */
+export function serializerPerBatchClasses(): { path: string; name: string }[] {
+  const dir = path.join(path.dirname(require.resolve('@opentelemetry/otlp-transformer')), 'common', 'protobuf');
+  return [
+    { path: path.join(dir, 'protobuf-writer.js'), name: 'ProtobufWriter' },
+    { path: path.join(dir, 'protobuf-size-estimator.js'), name: 'ProtobufSizeEstimator' },
+  ];
+}
 
 /** What the serializers read of a span, as plain data that postMessage can copy. */
 function plainSpan(span: ReadableSpan) {
@@ -148,6 +171,7 @@ export class WorkerSpanExporter implements SpanExporter {
         contentType: this.options.protocol === 'http/json' ? 'application/json' : 'application/x-protobuf',
         // Resolved here: an eval'd worker would resolve modules from the current directory.
         transformerPath: require.resolve('@opentelemetry/otlp-transformer'),
+        perBatchClasses: serializerPerBatchClasses(),
       },
       // The proxy's flags (--cpu-prof, loaders) are not for the sender.
       execArgv: [],
