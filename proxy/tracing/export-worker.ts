@@ -57,6 +57,9 @@ const keepAlive = [];
 for (const { path, name } of perBatchClasses) {
   try { keepAlive.push(new (require(path)[name])(16)); } catch {}
 }
+// The same for the objects postMessage delivers (span, status, attributes): the last batch is
+// kept until the next one arrives.
+let lastBatch;
 parentPort.on('message', ({ id, batch }) => {
   let settled = false;
   let timer;
@@ -68,7 +71,8 @@ parentPort.on('message', ({ id, batch }) => {
   };
   let body;
   try {
-    body = serializer.serializeRequest(revive(batch));
+    lastBatch = revive(batch);
+    body = serializer.serializeRequest(lastBatch);
   } catch (e) {
     body = undefined;
   }
