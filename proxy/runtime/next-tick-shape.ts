@@ -3,14 +3,15 @@
 //
 // nextTick builds each entry as `{ [async_id_symbol]: id, [trigger_async_id_symbol]: trigger,
 // callback, args }`. For each of those definitions V8 (11.3, in Node 20) records the hidden
-// class it saw, weakly. The queue is empty whenever a GC task runs, so after a couple of major
-// GCs nothing may hold those hidden classes and they are collected. The next definition finds
-// its record cleared and V8 marks the site megamorphic, for good: from then on every nextTick,
-// several per proxied request, builds its entry through the runtime. Measured in the sidecar:
-// about 5 us of CPU more per request, 12-14% of its throughput, in the processes that happened
-// to run two major GCs early (more of them with the tracing SDK loaded; they were the bench's
-// outlier rounds). One entry kept alive keeps the hidden classes, and so the records, alive.
-// test/next-tick-shape.test.ts shows the degradation and the fix in a child process.
+// class it saw, weakly. GC tasks run between callbacks, when the queue is usually empty, so
+// after a couple of major GCs nothing may hold those hidden classes and they are collected. The
+// next definition finds its record cleared and V8 marks the site megamorphic, for good: from
+// then on every nextTick, several per proxied request, builds its entry through the runtime.
+// Measured in the sidecar: about 5 us of CPU more per request, 12-14% of its throughput, for the
+// whole life of the processes that fell into it (more of them with the tracing SDK loaded; they
+// were the bench's outlier rounds). One entry kept alive keeps the hidden classes, and so the
+// records, alive. test/next-tick-shape.test.ts shows the degradation and the fix in child
+// processes.
 import { createHook } from 'node:async_hooks';
 
 let kept: object | undefined;

@@ -57,8 +57,8 @@ const keepAlive = [];
 for (const { path, name } of perBatchClasses) {
   try { keepAlive.push(new (require(path)[name])(16)); } catch {}
 }
-// The same for the objects postMessage delivers (span, status, attributes): the last batch is
-// kept until the next one arrives.
+// The same for the objects postMessage delivers (span, status, attributes): the last batch (at
+// most OTEL_BSP_MAX_EXPORT_BATCH_SIZE spans) is kept until the next one arrives.
 let lastBatch;
 parentPort.on('message', ({ id, batch }) => {
   let settled = false;
