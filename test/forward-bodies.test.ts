@@ -2,7 +2,6 @@
 // is not piped at all (the upstream request is just ended), one with a body is streamed whole.
 import t from 'tap';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createAgent, createForwarder, createProxyServer } from '../proxy/forward/forwarder';
 import { CancelSignal, RequestContext } from '../proxy/pipeline';
 import { startUpstream } from './helpers/proxy';
@@ -22,20 +21,19 @@ async function forwardingPair(t: Tap.Test) {
   const forward = createForwarder(createProxyServer(), agent, { endpoints: [{ host: '127.0.0.1', port: upstream.port }] });
   /** How many `data` listeners the client's request had once the attempt was under way. */
   const dataListeners: number[] = [];
-  const front = http.createServer((req, res) => {
+  const front = await startUpstream((req, res) => {
     const ctx = { service: 'up', res, replayBody: undefined, attemptCount: 0, clientGone: new CancelSignal() } as unknown as RequestContext;
     const pending = forward(req, ctx, {});
     dataListeners.push(req.listenerCount('data'));
     pending.then((up) => { res.writeHead(up.statusCode!); up.pipe(res); }, () => res.destroy());
   });
-  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
   t.teardown(async () => {
     agent.destroy();
-    await new Promise((r) => front.close(r));
+    await front.close();
     await upstream.close();
   });
   const send = (method: string, headers: http.OutgoingHttpHeaders, chunks: string[]) => new Promise<number>((resolve, reject) => {
-    const req = http.request({ port: (front.address() as AddressInfo).port, method, headers, agent: false }, (res) => {
+    const req = http.request({ port: front.port, method, headers, agent: false }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode!));
     });

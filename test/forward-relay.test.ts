@@ -2,9 +2,8 @@
 // the upstream instead of the proxy buffering, trailers go out, and it costs two listeners.
 import t from 'tap';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { ResponseRelay } from '../proxy/forward/relay';
-import { startUpstream } from './helpers/proxy';
+import { request, startUpstream } from './helpers/proxy';
 
 interface Hop { port: number; relays: ResponseRelay[]; upstreams: http.IncomingMessage[]; close(): Promise<void> }
 
@@ -14,18 +13,17 @@ async function relayHop(upstreamHandler: (req: http.IncomingMessage, res: http.S
   const upPort = upstream.port;
   const relays: ResponseRelay[] = [];
   const upstreams: http.IncomingMessage[] = [];
-  const front = http.createServer((req, res) => {
+  const front = await startUpstream((req, res) => {
     http.get({ port: upPort, path: req.url, agent: false }, (up) => {
       upstreams.push(up);
       res.writeHead(up.statusCode ?? 502, up.headers);
       relays.push(new ResponseRelay(up, res));
     });
   });
-  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
   return {
-    port: (front.address() as AddressInfo).port, relays, upstreams,
+    port: front.port, relays, upstreams,
     close: async () => {
-      await new Promise((r) => front.close(r));
+      await front.close();
       await upstream.close();
     },
   };
@@ -76,14 +74,7 @@ t.test('trailers of a chunked body go out with it', async (t) => {
     res.end('def');
   });
   t.teardown(() => hop.close());
-  const got = await new Promise<{ body: string; trailers: NodeJS.Dict<string> }>((resolve, reject) => {
-    http.get({ port: hop.port, path: '/', agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => { body += c; });
-      res.on('end', () => resolve({ body, trailers: res.trailers }));
-    }).on('error', reject);
-  });
+  const got = await request({ port: hop.port, path: '/' });
   t.equal(got.body, 'abcdef');
   t.same(got.trailers, { 'x-checksum': '42' });
   t.equal(hop.relays[0]!.bytes, 6);
