@@ -95,8 +95,8 @@ parentPort.on('message', ({ id, batch }) => {
  * Where the protobuf serializer's per-batch classes live inside the pinned otlp-transformer:
  * internal files, so test/tracing-export-worker.test.ts fails when an upgrade moves them.
  */
-export function serializerPerBatchClasses(): { path: string; name: string }[] {
-  const dir = path.join(path.dirname(require.resolve('@opentelemetry/otlp-transformer')), 'common', 'protobuf');
+export function serializerPerBatchClasses(transformerPath = require.resolve('@opentelemetry/otlp-transformer')): { path: string; name: string }[] {
+  const dir = path.join(path.dirname(transformerPath), 'common', 'protobuf');
   return [
     { path: path.join(dir, 'protobuf-writer.js'), name: 'ProtobufWriter' },
     { path: path.join(dir, 'protobuf-size-estimator.js'), name: 'ProtobufSizeEstimator' },
@@ -168,14 +168,15 @@ export class WorkerSpanExporter implements SpanExporter {
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
+    // Resolved here: an eval'd worker would resolve modules from the current directory.
+    const transformerPath = require.resolve('@opentelemetry/otlp-transformer');
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: {
         url: this.options.url, headers: this.options.headers, timeoutMs: this.options.timeoutMs,
         contentType: this.options.protocol === 'http/json' ? 'application/json' : 'application/x-protobuf',
-        // Resolved here: an eval'd worker would resolve modules from the current directory.
-        transformerPath: require.resolve('@opentelemetry/otlp-transformer'),
-        perBatchClasses: serializerPerBatchClasses(),
+        transformerPath,
+        perBatchClasses: serializerPerBatchClasses(transformerPath),
       },
       // The proxy's flags (--cpu-prof, loaders) are not for the sender.
       execArgv: [],
