@@ -56,3 +56,18 @@ t.test('nextTick keeps its fast entry literal through major GCs once its shape i
   const plain = await definitionStates(t, 'plain');
   t.ok(plain.includes('MEGAMORPHIC'), `without it, V8 degrades the literal (states: ${plain.join(', ')})`);
 });
+
+t.test('keeping the entry enables no async hook (which would leave a V8 protector invalid)', async (t) => {
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--trace-protector-invalidation', '-e',
+      `require(${JSON.stringify(MODULE)}).keepNextTickShape(); setImmediate(() => console.log('started'));`], {
+      env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'inherit'], timeout: 30_000,
+    });
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => { text += d.toString(); });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`child exited with ${code}`))));
+  });
+  t.match(out, /started/);
+  t.notMatch(out, /PromiseHook/, 'no protector invalidated');
+});
