@@ -5,18 +5,23 @@
 // JIT's type feedback there. On its own thread (its own V8 isolate) it costs the proxy nothing.
 // Encoding happens there too (the SDK's OTLP serializers, protobuf or JSON): the protobuf
 // encoder runs in bursts, cold, and cost the main thread another ~5 us per proxied request at 1%.
-// The main thread only copies each finished span into a plain object for postMessage.
+// The main thread posts its span records (recorded-span.ts) as they are.
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { ExportResult, ExportResultCode } from '@opentelemetry/core';
-import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { Attributes } from '@opentelemetry/api';
+import type { SpanRecord } from './recorded-span';
 
 export interface WorkerExporterOptions {
   readonly url: string;
   readonly protocol: 'http/protobuf' | 'http/json';
   readonly headers: Readonly<Record<string, string>>;
   readonly timeoutMs: number;
+  /** The resource's attributes (service.name, OTEL_RESOURCE_ATTRIBUTES). */
+  readonly resource: Attributes;
 }
+
+/** The instrumentation scope every span is reported under. */
+const SCOPE = { name: 'pillion' };
 
 /**
  * Plain JavaScript, run with `eval: true`: the worker needs no file of its own, so it works the
@@ -103,68 +108,39 @@ export function serializerPerBatchClasses(transformerPath = require.resolve('@op
   ];
 }
 
-/** What the serializers read of a span, as plain data that postMessage can copy. */
-function plainSpan(span: ReadableSpan) {
-  const sc = span.spanContext();
-  const parent = span.parentSpanContext;
-  return {
-    name: span.name, kind: span.kind, startTime: span.startTime, endTime: span.endTime, duration: span.duration,
-    traceId: sc.traceId, spanId: sc.spanId, traceFlags: sc.traceFlags, traceState: sc.traceState?.serialize(),
-    parent: parent ? { traceId: parent.traceId, spanId: parent.spanId, traceFlags: parent.traceFlags, isRemote: parent.isRemote } : undefined,
-    attributes: span.attributes, status: span.status, events: span.events,
-    links: span.links.map((l) => ({
-      context: { traceId: l.context.traceId, spanId: l.context.spanId, traceFlags: l.context.traceFlags, isRemote: l.context.isRemote },
-      traceState: l.context.traceState?.serialize(), attributes: l.attributes, droppedAttributesCount: l.droppedAttributesCount,
-    })),
-    droppedAttributesCount: span.droppedAttributesCount, droppedEventsCount: span.droppedEventsCount, droppedLinksCount: span.droppedLinksCount,
-  };
-}
-
-class ExportError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ExportError';
-  }
-}
-
-export class WorkerSpanExporter implements SpanExporter {
+export class WorkerSpanExporter {
   private worker: Worker | undefined;
-  private readonly pending = new Map<number, (result: ExportResult) => void>();
+  private readonly pending = new Map<number, (error: string | undefined) => void>();
   private seq = 0;
   private stopped = false;
 
   constructor(private readonly options: WorkerExporterOptions) {}
 
-  export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
-    if (this.stopped) {
-      resultCallback({ code: ExportResultCode.FAILED, error: new ExportError('exporter is shut down') });
-      return;
-    }
-    if (spans.length === 0) {
-      resultCallback({ code: ExportResultCode.SUCCESS });
-      return;
-    }
+  /** One batch to the collector: undefined once it took it, else why it did not. */
+  send(spans: SpanRecord[]): Promise<string | undefined> {
+    if (this.stopped) return Promise.resolve('exporter is shut down');
+    if (spans.length === 0) return Promise.resolve(undefined);
     const id = ++this.seq;
-    this.pending.set(id, resultCallback);
-    const first = spans[0]!;
-    const batch = {
-      resource: first.resource.attributes,
-      scope: { name: first.instrumentationScope.name, version: first.instrumentationScope.version },
-      spans: spans.map(plainSpan),
-    };
-    this.ensureWorker().postMessage({ id, batch });
+    return new Promise((resolve) => {
+      // The worker bounds each request by timeoutMs; this bounds a worker that never answers.
+      const timer = setTimeout(() => this.settle(id, 'export worker did not answer'), this.options.timeoutMs + 1000);
+      timer.unref();
+      this.pending.set(id, (error) => {
+        clearTimeout(timer);
+        resolve(error);
+      });
+      this.ensureWorker().postMessage({ id, batch: { resource: this.options.resource, scope: SCOPE, spans } });
+    });
   }
 
   async shutdown(): Promise<void> {
     this.stopped = true;
-    // The batch processor has already flushed (and waited for) the last batches.
+    // The batch queue has already sent (and waited for) the last batches.
     const worker = this.worker;
     this.worker = undefined;
     this.failAll('exporter is shut down');
     await worker?.terminate();
   }
-
-  async forceFlush(): Promise<void> {}
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
@@ -184,12 +160,7 @@ export class WorkerSpanExporter implements SpanExporter {
     });
     // Never what keeps the proxy alive.
     worker.unref();
-    worker.on('message', (msg: { id: number; error?: string }) => {
-      const cb = this.pending.get(msg.id);
-      if (!cb) return;
-      this.pending.delete(msg.id);
-      cb(msg.error === undefined ? { code: ExportResultCode.SUCCESS } : { code: ExportResultCode.FAILED, error: new ExportError(msg.error) });
-    });
+    worker.on('message', (msg: { id: number; error?: string }) => this.settle(msg.id, msg.error));
     // A dead sender fails what it held; the next export starts a new one.
     const lost = (why: string) => {
       if (this.worker === worker) this.worker = undefined;
@@ -201,8 +172,16 @@ export class WorkerSpanExporter implements SpanExporter {
     return worker;
   }
 
+  private settle(id: number, error: string | undefined): void {
+    const cb = this.pending.get(id);
+    if (!cb) return;
+    this.pending.delete(id);
+    cb(error);
+  }
+
   private failAll(why: string): void {
-    for (const cb of this.pending.values()) cb({ code: ExportResultCode.FAILED, error: new ExportError(why) });
+    const all = [...this.pending.values()];
     this.pending.clear();
+    for (const cb of all) cb(why);
   }
 }

@@ -1,8 +1,8 @@
 // Finished spans to an OTLP/HTTP collector: a bounded batch queue, and a count of every span
 // that was dropped (queue full, or the collector refused, failed or timed out).
-import { createNoopMeter, Counter as OtelCounter, Meter, MeterProvider } from '@opentelemetry/api';
-import { BatchSpanProcessor, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { Counter, Registry } from 'prom-client';
+import { BatchQueue, ExportOutcome } from './batch-queue';
 import type { Logger } from '../runtime/logger';
 import type { TracingConfig } from './config';
 import { WorkerSpanExporter } from './export-worker';
@@ -29,57 +29,44 @@ export function createExportCounters(registry: Registry): ExportCounters {
 }
 
 /** OTLP/HTTP, encoded by the SDK's serializers, sent from a worker thread (see export-worker.ts). */
-export function createSpanExporter(config: TracingConfig & { endpoint: string }): SpanExporter {
-  return new WorkerSpanExporter({ url: config.endpoint, protocol: config.protocol, headers: config.headers, timeoutMs: config.exportTimeoutMs });
+export function createSpanExporter(config: TracingConfig & { endpoint: string }): WorkerSpanExporter {
+  return new WorkerSpanExporter({
+    url: config.endpoint, protocol: config.protocol, headers: config.headers, timeoutMs: config.exportTimeoutMs,
+    resource: { ...config.resourceAttributes, [ATTR_SERVICE_NAME]: config.serviceName },
+  });
 }
 
-/**
- * The SDK's BatchSpanProcessor: spans are queued when they end and exported in the background,
- * so a slow or absent collector never holds up a request; the queue is bounded by maxQueueSize.
- */
-export function createBatchProcessor(exporter: SpanExporter, config: TracingConfig, counters: ExportCounters, logger: Logger): SpanProcessor {
-  return new BatchSpanProcessor(exporter, {
-    maxQueueSize: config.maxQueueSize,
-    maxExportBatchSize: config.maxExportBatchSize,
-    scheduledDelayMillis: config.scheduledDelayMs,
-    exportTimeoutMillis: config.exportTimeoutMs + 1000,
-    // The SDK reports its span outcomes (otel.sdk.processor.span.processed, with error.type
-    // "queue_full" for drops at the queue and the export error's name for failed exports) to a
-    // self-observability meter. We hand it a meter that feeds our Prometheus counters, which is
-    // the one place that sees queue drops as they happen. (sdk-trace-base 2.x option, pinned.)
-    selfObsMeterProvider: processedSpansMeterProvider(counters, logger, config.endpoint ?? ''),
-  } as ConstructorParameters<typeof BatchSpanProcessor>[1]);
+/** The queue finished spans wait in, sending through `exporter`. */
+export function createBatchQueue(exporter: WorkerSpanExporter, config: TracingConfig, counters: ExportCounters, logger: Logger): BatchQueue {
+  return new BatchQueue(
+    { maxQueueSize: config.maxQueueSize, maxExportBatchSize: config.maxExportBatchSize, scheduledDelayMs: config.scheduledDelayMs },
+    (spans) => exporter.send(spans),
+    exportOutcome(counters, logger, config.endpoint ?? ''),
+  );
 }
 
-function processedSpansMeterProvider(counters: ExportCounters, logger: Logger, endpoint: string): MeterProvider {
+function exportOutcome(counters: ExportCounters, logger: Logger, endpoint: string): ExportOutcome {
   const queueFull = counters.dropped.labels('queue-full');
   const exportFailed = counters.dropped.labels('export-failed');
   // Log the start and end of an outage once each, not once per batch.
   let failing = false;
   let queueFullReported = false;
-  const processed: Pick<OtelCounter, 'add'> = {
-    add(count, attributes) {
-      const errorType = attributes?.['error.type'];
-      if (errorType === undefined) {
-        counters.exported.inc(count);
-        if (failing) logger.info('tracing: span export recovered', { endpoint });
-        failing = false;
-        queueFullReported = false;
-      } else if (errorType === 'queue_full') {
-        queueFull.inc(count);
-        if (!queueFullReported) logger.warn('tracing: export queue full, dropping spans', { endpoint });
-        queueFullReported = true;
-      } else {
-        exportFailed.inc(count);
-        if (!failing) logger.warn('tracing: span export failed, dropping spans', { endpoint, error: String(errorType) });
-        failing = true;
-      }
+  return {
+    exported(count) {
+      counters.exported.inc(count);
+      if (failing) logger.info('tracing: span export recovered', { endpoint });
+      failing = false;
+      queueFullReported = false;
+    },
+    queueFull(count) {
+      queueFull.inc(count);
+      if (!queueFullReported) logger.warn('tracing: export queue full, dropping spans', { endpoint });
+      queueFullReported = true;
+    },
+    failed(count, reason) {
+      exportFailed.inc(count);
+      if (!failing) logger.warn('tracing: span export failed, dropping spans', { endpoint, error: reason });
+      failing = true;
     },
   };
-  const noop = createNoopMeter();
-  const meter: Meter = Object.assign(Object.create(noop) as Meter, {
-    createCounter: (name: string, options?: Parameters<Meter['createCounter']>[1]) =>
-      name === 'otel.sdk.processor.span.processed' ? processed as OtelCounter : noop.createCounter(name, options),
-  });
-  return { getMeter: () => meter };
 }

