@@ -3,14 +3,13 @@
 // Not the SDK's span class (see exporting.ts for what that measured): the proxy sets a fixed
 // set of attributes of known types, so this keeps what those need of the SDK's span: its
 // status rules, its default attribute count limit, its timestamps.
-import type { Attributes, AttributeValue, Exception, HrTime, Link, Span, SpanContext, SpanKind, SpanStatus, TimeInput } from '@opentelemetry/api';
+import { Attributes, AttributeValue, Exception, HrTime, Link, Span, SpanContext, SpanKind, SpanStatus, SpanStatusCode, TimeInput } from '@opentelemetry/api';
 import { hrTime, hrTimeDuration } from '@opentelemetry/core';
 
 /** The SDK's default attribute count limit (it reads no environment variable for it since 2.0). */
 const ATTRIBUTE_COUNT_LIMIT = 128;
-const STATUS_UNSET = 0;
-const STATUS_OK = 1;
-const STATUS_ERROR = 2;
+// The API exports its enums through getters: read once here, not per span.
+const { UNSET, OK, ERROR } = SpanStatusCode;
 
 /** What postMessage copies to the export worker for each finished span: the fields the OTLP serializers read. */
 export interface SpanRecord {
@@ -48,7 +47,7 @@ export class RecordedSpan implements Span {
       name, kind, traceId: sc.traceId, spanId: sc.spanId, traceFlags: sc.traceFlags, traceState: sc.traceState?.serialize() || undefined,
       parent: parent ? { traceId: parent.traceId, spanId: parent.spanId, traceFlags: parent.traceFlags, isRemote: parent.isRemote } : undefined,
       startTime: start, endTime: start, duration: [0, 0],
-      attributes: {}, status: { code: STATUS_UNSET },
+      attributes: {}, status: { code: UNSET },
       events: [], links: [], droppedAttributesCount: 0, droppedEventsCount: 0, droppedLinksCount: 0,
     };
   }
@@ -79,8 +78,8 @@ export class RecordedSpan implements Span {
 
   /** The SDK's rules: UNSET changes nothing, OK is final, only ERROR carries a message. */
   setStatus(status: SpanStatus): this {
-    if (this.ended || status.code === STATUS_UNSET || this.record.status.code === STATUS_OK) return this;
-    this.record.status = status.code === STATUS_ERROR && typeof status.message === 'string'
+    if (this.ended || status.code === UNSET || this.record.status.code === OK) return this;
+    this.record.status = status.code === ERROR && typeof status.message === 'string'
       ? { code: status.code, message: status.message }
       : { code: status.code };
     return this;
