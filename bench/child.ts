@@ -62,6 +62,22 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * A port freePort found can be taken again before the server started on it binds it: the kernel
+ * hands the same ephemeral range to the outgoing connections of everything else running (seen:
+ * a side-by-side pair lost to EADDRINUSE). `start` picks its ports afresh on each try; an error
+ * that does not say EADDRINUSE, or the last try's, is thrown.
+ */
+export async function retryOnAddressInUse<T>(start: () => Promise<T>, tries = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt >= tries || !/EADDRINUSE/.test(String((err as Error)?.message ?? err))) throw err;
+    }
+  }
+}
+
 function probe(url: string, host: string | undefined): Promise<number> {
   return new Promise((resolve) => {
     const req = http.get(url, { headers: host ? { host } : {}, agent: false, timeout: 1000 }, (res) => {

@@ -10,6 +10,7 @@ import { summarize, computeBars, renderMarkdown, renderSvg } from '../bench/repo
 import { policyYaml, tracingEnv } from '../bench/scenarios/pillion';
 import { nginxConfig, haproxyConfig } from '../bench/scenarios/native-proxies';
 import { ensurePrograms } from '../bench/setup';
+import { retryOnAddressInUse } from '../bench/child';
 import { decodePolicyText } from '../proxy/config';
 import type { BenchResults, RoundSample, ScenarioResult } from '../bench/results';
 import { coreSplit, summarizeSideBySide, SideBySideRound } from '../bench/side-by-side';
@@ -273,4 +274,19 @@ t.test('callgrind dumps: self costs per function, JIT code named from the perf m
   t.equal(category('Builtins_KeyedLoadIC_Megamorphic'), 'V8 builtins (inline caches, property access, strings)');
   t.equal(category('v8::internal::Runtime_CopyDataProperties(int)'), "V8 runtime (objects' slow paths)");
   t.equal(category('v8::internal::Scavenger::ScavengePage(v8::internal::MemoryChunk*)'), 'garbage collection');
+});
+
+t.test('a start that lost its port to another socket is retried, anything else is not', async (t) => {
+  const inUse = () => new Error('pillion client exited (code 1); stderr: cannot listen: listen EADDRINUSE: address already in use 0.0.0.0:33341');
+  let calls = 0;
+  t.equal(await retryOnAddressInUse(async () => { if (++calls < 3) throw inUse(); return 'up'; }), 'up', 'up on the third try');
+  t.equal(calls, 3);
+
+  calls = 0;
+  await t.rejects(retryOnAddressInUse(async () => { calls++; throw inUse(); }), /EADDRINUSE/, 'the last try\'s error, after three');
+  t.equal(calls, 3);
+
+  calls = 0;
+  await t.rejects(retryOnAddressInUse(async () => { calls++; throw new Error('not built'); }), /not built/);
+  t.equal(calls, 1, 'any other failure at once');
 });

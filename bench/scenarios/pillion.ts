@@ -4,7 +4,7 @@
 // (inbound) and the breaker and retries (outbound) are each enforced where SPEC.md puts them.
 import path from 'node:path';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { startChild, freePort, waitForHttp, Child } from '../child';
+import { startChild, freePort, retryOnAddressInUse, waitForHttp, Child } from '../child';
 import { nodeCommand, Scenario, ScenarioContext, RunningTarget } from './types';
 import { SIDECAR_NODE_FLAGS } from '../../proxy/runtime/node-flags';
 
@@ -66,7 +66,12 @@ function tail(file: string): string {
 
 interface Sidecar { child: Child; inbound: number; outbound: number; admin: number }
 
-async function startSidecar(ctx: ScenarioContext, v: PillionVariant, role: string, service: string, config: string): Promise<Sidecar> {
+/** Retried on new ports when one was taken before the sidecar bound it (see retryOnAddressInUse). */
+function startSidecar(ctx: ScenarioContext, v: PillionVariant, role: string, service: string, config: string): Promise<Sidecar> {
+  return retryOnAddressInUse(() => startSidecarOnce(ctx, v, role, service, config));
+}
+
+async function startSidecarOnce(ctx: ScenarioContext, v: PillionVariant, role: string, service: string, config: string): Promise<Sidecar> {
   const [inbound, outbound, admin] = [await freePort(), await freePort(), await freePort()];
   // Started with the flags every sidecar gets (proxy/runtime/node-flags.ts), as in a pod.
   const args = [...SIDECAR_NODE_FLAGS, path.join(ctx.root, 'bin', 'pillion.js'), 'proxy', '--service', service, '--config', config,
