@@ -2,7 +2,7 @@
 // for speed, so they are checked against what JSON.stringify and prom-client would produce.
 import t from 'tap';
 import { Writable } from 'node:stream';
-import { createAccessLog, formatLine, millis, AccessLogEntry } from '../proxy/observability/access-log';
+import { createAccessLog, formatLine, millis, traceIdForLog, AccessLogEntry } from '../proxy/observability/access-log';
 import { createProxyMetrics } from '../proxy/observability/metrics';
 
 const entry = (over: Partial<AccessLogEntry> = {}): AccessLogEntry => ({
@@ -14,7 +14,7 @@ t.test('the line parses to exactly the entry plus its time', async (t) => {
   const time = '2026-11-26T03:00:00.000Z';
   for (const e of [
     entry(),
-    entry({ path: '/a"b\\c', request_id: 'id with "quotes"', trace_id: 'x\u0001y' }),
+    entry({ path: '/a"b\\c', request_id: 'id with "quotes"', trace_id: '4bf92f3577b34da6a3ce929d0e0e4736' }),
     entry({ path: '/\ud800lone-surrogate/é/日本', status: 503, reason: 'upstream-unreachable', attempt_count: 3 }),
     entry({ duration_ms: 0.0004, bytes_sent: 0 }),
   ]) {
@@ -24,6 +24,14 @@ t.test('the line parses to exactly the entry plus its time', async (t) => {
     const parsed = JSON.parse(line);
     t.same(parsed, { time, ...e, duration_ms: Number(millis(e.duration_ms)) });
     t.same(Object.keys(parsed), Object.keys({ time, ...e }), 'fields in the documented order');
+  }
+});
+
+t.test('a raw traceparent gives the log its trace id only when that part is hex', async (t) => {
+  t.equal(traceIdForLog('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'), '4bf92f3577b34da6a3ce929d0e0e4736');
+  t.equal(traceIdForLog('00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01'), '4BF92F3577B34DA6A3CE929D0E0E4736', 'any case, as the API accepts');
+  for (const bad of ['00-4bf92f3577b34da6a3ce929d0e0e47"\n-00f067aa0ba902b7-01', '00-\u0001bf92f3577b34da6a3ce929d0e0e4736-x', 'short', '', undefined, ['a', 'b']]) {
+    t.equal(traceIdForLog(bad as string), '', `nothing from ${JSON.stringify(bad)}`);
   }
 });
 

@@ -12,7 +12,7 @@ import { abortAttempt, ClientGoneError, forwardUpgrade } from '../forward/forwar
 import { ResponseRelay } from '../forward/relay';
 import type { ServiceRuntime, ServiceTable } from '../runtime/service-table';
 import type { ProxyMetrics } from '../observability/metrics';
-import type { AccessLog } from '../observability/access-log';
+import { AccessLog, traceIdForLog } from '../observability/access-log';
 import type { Logger } from '../runtime/logger';
 import { originalDestination, transparentSupport } from '../transparent';
 import { rawLocalReply, sendLocalReply } from './local-reply';
@@ -92,7 +92,6 @@ export function createListener(deps: ListenerDeps): http.Server {
       const status = res.headersSent ? res.statusCode : 499;
       const seconds = (performance.now() - startMs) / 1000;
       metrics.recordRequest(direction, service, status, localReason, seconds);
-      const tp = req.headers.traceparent;
       deps.accessLog.write({
         direction, service, method,
         // Query strings often carry credentials: the log keeps the path only.
@@ -100,7 +99,7 @@ export function createListener(deps: ListenerDeps): http.Server {
         duration_ms: seconds * 1000, bytes_sent: relay?.bytes ?? bytesSent, // rounded to µs by the log
         upstream: ctx?.upstream ?? '', attempt_count: ctx?.attemptCount ?? 0,
         // Without tracing stages, the W3C header is all there is.
-        trace_id: ctx?.traceId || (typeof tp === 'string' && tp.length >= 35 ? tp.slice(3, 35) : ''),
+        trace_id: ctx?.traceId || traceIdForLog(req.headers.traceparent),
         request_id: requestId,
       });
       state.inFlight--;

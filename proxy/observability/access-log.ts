@@ -13,6 +13,7 @@ export interface AccessLogEntry {
   bytes_sent: number;
   upstream: string;
   attempt_count: number;
+  /** Hex digits, as extracted and validated by tracing (or traceIdForLog), or empty: written unescaped. */
   trace_id: string;
   request_id: string;
 }
@@ -55,12 +56,27 @@ export function createAccessLog(out: Writable | undefined, now: () => number = D
  */
 export function formatLine(time: string, e: AccessLogEntry): string {
   // direction, reason: ours; method: an HTTP token (Node's parser checks it); service and
-  // upstream: DNS names, IPs and ports that were validated before they got here. Path,
-  // request id and trace id come from the client and are escaped when they need it.
+  // upstream: DNS names, IPs and ports that were validated before they got here; trace id:
+  // hex (AccessLogEntry). Path and request id come from the client and are escaped when they
+  // need it.
   return `{"time":"${time}","direction":"${e.direction}","service":"${e.service}","method":"${e.method}",`
     + `"path":${str(e.path)},"status":${e.status},"reason":"${e.reason}","duration_ms":${millis(e.duration_ms)},`
     + `"bytes_sent":${e.bytes_sent},"upstream":"${e.upstream}","attempt_count":${e.attempt_count},`
-    + `"trace_id":${str(e.trace_id)},"request_id":${str(e.request_id)}}\n`;
+    + `"trace_id":"${e.trace_id}","request_id":${str(e.request_id)}}\n`;
+}
+
+// As the OpenTelemetry API validates trace ids (any case).
+const W3C_TRACE_ID = /^[0-9a-f]{32}$/i;
+
+/**
+ * The trace id of a raw W3C traceparent header (the proxy's tracing is off, so nothing parsed
+ * it), or '' when that part of it is not a trace id: the log holds hex or nothing, whatever a
+ * client sends.
+ */
+export function traceIdForLog(traceparent: string | string[] | undefined): string {
+  if (typeof traceparent !== 'string' || traceparent.length < 35) return '';
+  const id = traceparent.slice(3, 35);
+  return W3C_TRACE_ID.test(id) ? id : '';
 }
 
 // What JSON.stringify would escape: quotes, backslashes, control characters, lone surrogates.
