@@ -69,6 +69,12 @@ t.test('no-route, bad-request and the admin API', async (t) => {
   t.equal(nr.headers['x-pillion-reason'], 'no-route');
   t.match(JSON.parse(nr.body), { error: String, reason: 'no-route' });
 
+  // Answered before any tracing stage ran: the log takes the trace id from the raw header, and
+  // only when it is one (the line must stay JSON whatever a client sends).
+  const valid = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+  await request({ port: p.ports.outbound, path: '/', headers: { host: 'no-such-service.invalid', traceparent: valid, 'x-request-id': 'tp-valid' } });
+  await request({ port: p.ports.outbound, path: '/', headers: { host: 'no-such-service.invalid', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e47"}-00f067aa0ba902b7-01', 'x-request-id': 'tp-junk' } });
+
   const https = await request({ port: p.ports.outbound, path: 'https://ratings/x' });
   t.equal(https.status, 400);
   t.equal(https.headers['x-pillion-reason'], 'bad-request');
@@ -96,7 +102,11 @@ t.test('no-route, bad-request and the admin API', async (t) => {
   for (const name of ['pillion_requests_total', 'pillion_request_duration_seconds', 'pillion_circuit_state', 'pillion_retries_total', 'pillion_config_version', 'pillion_control_connected']) {
     t.match(prom, new RegExp(`# TYPE ${name} `), `${name} exists`);
   }
-  t.match(prom, /pillion_requests_total\{direction="outbound",service="no-such-service",code="404",reason="no-route"\} 1/);
+  t.match(prom, /pillion_requests_total\{direction="outbound",service="no-such-service",code="404",reason="no-route"\} 3/);
+  await sleep(200); // access-log lines are flushed once per event-loop turn
+  const log = p.accessLog();
+  t.equal(log.find((l) => l.request_id === 'tp-valid')?.trace_id, '4bf92f3577b34da6a3ce929d0e0e4736', 'a W3C trace id is logged');
+  t.equal(log.find((l) => l.request_id === 'tp-junk')?.trace_id, '', 'anything else is left out');
   t.match(prom, /pillion_config_version 1/);
   t.equal((await admin(p.ports.admin, '/nope')).status, 404);
   t.equal((await admin(p.ports.admin, '/drain')).status, 405, 'GET /drain is refused: drain needs POST');
