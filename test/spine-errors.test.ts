@@ -4,7 +4,7 @@ import t from 'tap';
 import http from 'node:http';
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
-import { policy, policyFile, request, sleep, spawnProxy, startUpstream } from './helpers/proxy';
+import { policy, policyFile, refusedPort, request, sleep, spawnProxy, startUpstream } from './helpers/proxy';
 
 function raw(port: number, text: string | Buffer, waitMs = 3000): Promise<string> {
   return new Promise((resolve) => {
@@ -28,10 +28,7 @@ t.test('upstream-timeout, upstream-unreachable, reset mid-body', async (t) => {
     }
     res.end('ok');
   });
-  const closed = net.createServer();
-  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
-  const deadPort = (closed.address() as net.AddressInfo).port;
-  closed.close();
+  const deadPort = await refusedPort();
   const file = policyFile([
     policy('fast', `service: fast\nendpoints: [127.0.0.1:${up.port}]\ntimeout: 300ms`),
     policy('dead', `service: dead\nendpoints: [127.0.0.1:${deadPort}]`),

@@ -4,7 +4,7 @@ import t from 'tap';
 import { startProxy, RunningProxy } from '../proxy';
 import { decodePolicyText } from '../proxy/config';
 import { silentLogger } from '../proxy/runtime/logger';
-import { policy, request, startUpstream, sleep } from './helpers/proxy';
+import { policy, refusedPort, request, startUpstream, sleep } from './helpers/proxy';
 import { startOtlpReceiver, OtlpReceiver, ReceivedSpan } from './helpers/otlp-receiver';
 
 const KIND = { INTERNAL: 1, SERVER: 2, CLIENT: 3 };
@@ -67,9 +67,7 @@ t.test('retries: one CLIENT span per attempt under the call span', async (t) => 
 t.test('upstream unreachable, retries exhausted: error attempts and an error call span with the reason', async (t) => {
   const receiver = await startOtlpReceiver();
   t.teardown(() => receiver.close());
-  const closed = await startUpstream(() => {});
-  const port = closed.port;
-  await closed.close();
+  const port = await refusedPort();
   const p = await sidecar(t, receiver, 'web', policy('gone', `service: gone\nendpoints: [127.0.0.1:${port}]\nretries: { attempts: 1, on: [connect-failure] }`));
   const r = await request({ port: p.ports.outbound, path: '/', headers: { host: 'gone', 'x-request-id': 'gone-1' } });
   t.equal(r.status, 503);

@@ -1,7 +1,7 @@
 // Test helpers: upstream servers, `pillion proxy` child processes and a small HTTP client.
 import http, { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { spawn, ChildProcess } from 'node:child_process';
-import { AddressInfo } from 'node:net';
+import net, { AddressInfo } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -29,6 +29,24 @@ export async function startUpstream(handler: (req: IncomingMessage, res: ServerR
     close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
   });
   return up;
+}
+
+/**
+ * A loopback port that refuses connections. A port just closed would not do: a socket bound to
+ * port 0 (this proxy's own listeners, or another test file's running alongside) can be handed
+ * it at once (seen: a request meant for a dead endpoint looped through the proxy's own
+ * outbound listener to 431). Ports below 1024 are never handed out that way.
+ */
+export async function refusedPort(): Promise<number> {
+  for (const port of [1, 9, 13]) {
+    const refused = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => { s.destroy(); resolve(false); });
+      s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+    });
+    if (refused) return port;
+  }
+  throw new Error('every candidate port below 1024 accepts connections on 127.0.0.1');
 }
 
 export function policyFile(yaml: string): string {
