@@ -2,7 +2,7 @@
 // sampled (99% of them at a 1% ratio) cost an id and a header, nothing more. Sampled requests
 // get a RecordedSpan.
 import { randomFillSync } from 'node:crypto';
-import { Context, ROOT_CONTEXT, Span, SpanContext, SpanKind, trace, TraceFlags } from '@opentelemetry/api';
+import { Context, ROOT_CONTEXT, Span, SpanKind, trace, TraceFlags } from '@opentelemetry/api';
 import { RecordedSpan, SpanRecord } from './recorded-span';
 import type { SamplingPolicy } from './sampling';
 
