@@ -102,6 +102,7 @@ export function createListener(deps: ListenerDeps): http.Server {
         trace_id: ctx?.traceId || traceIdForLog(req.headers.traceparent),
         request_id: requestId,
       });
+      ctx?.responseClosed?.();
       state.inFlight--;
       if (state.inFlight === 0 && state.draining) state.onIdle?.();
     });
@@ -201,6 +202,7 @@ class ListenerContext implements RequestContext {
   attemptCount = 0;
   upstream: string | undefined = undefined;
   traceId: string | undefined = undefined;
+  responseClosed: (() => void) | undefined = undefined;
   replayBody: Buffer | undefined = undefined;
   private signal: CancelSignal | undefined;
   private gone = false;

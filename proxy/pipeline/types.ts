@@ -33,10 +33,28 @@ export interface RequestContext {
   replayBody: Buffer | undefined;
   /** Set by the first tracing stage (whatever header format the caller used): for the access log. */
   traceId: string | undefined;
+  /**
+   * Called once by the listener when the client's response closes (sent in full, or aborted),
+   * after the access log line: how a stage learns that a request is over without a 'close'
+   * listener of its own on `res` (see onResponseClose).
+   */
+  responseClosed: (() => void) | undefined;
   /** Free slots for policies and tracing, keyed by their own symbols. */
   readonly slots: Map<symbol, unknown>;
   /** A slot's value, without making the slot map when nothing was ever stored (the common case). */
   peekSlot(key: symbol): unknown;
+}
+
+/**
+ * Runs `fn` when the client's response closes, after whatever was registered before it.
+ * Measured side by side at 1% sampling: a `once('close')` on the response for each recorded
+ * request cost about 1% of the sidecar's throughput (that is, far more than its own work: the
+ * response's listener list changes shape on a few requests in a hundred), where the listener's
+ * own close handler runs for every request anyway.
+ */
+export function onResponseClose(ctx: RequestContext, fn: () => void): void {
+  const before = ctx.responseClosed;
+  ctx.responseClosed = before ? () => { before(); fn(); } : fn;
 }
 
 /** Per-attempt options a stage may hand down to the forwarder. */

@@ -5,7 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import { Context, Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { ATTR_ERROR_TYPE, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_NETWORK_PEER_ADDRESS, ATTR_NETWORK_PEER_PORT } from '@opentelemetry/semantic-conventions';
 import { ProxyError, toProxyError } from '../errors';
-import type { Handler, RequestContext, Stage } from '../pipeline';
+import { Handler, onResponseClose, RequestContext, Stage } from '../pipeline';
 import {
   ATTR_PILLION_ATTEMPT_COUNT, ATTR_PILLION_REASON, clientAttributes, outboundAttributes, serverAttributes, spanName, splitHostPort,
 } from './attributes';
@@ -98,7 +98,7 @@ export function createInboundSpanStage(starter: SpanStarter, propagation: Header
     span.setAttributes(serverAttributes(req, ctx));
     const ender = new SpanEnd(span);
     // The span lasts until the response to the client is complete (body included) or aborted.
-    ctx.res.once('close', ender.end);
+    onResponseClose(ctx, ender.end);
     return next(req, ctx, attempt).then(
       (upstream) => {
         if (!ender.ended) recordResponse(span, upstream.statusCode, true);
@@ -136,7 +136,7 @@ export function createOutboundSpanStage(starter: SpanStarter, propagation: Heade
     const state: OutboundState = { context: traceApi.setSpan(parent.context, span), from: parent, attempts: 0, open: new Set() };
     ctx.slots.set(OUTBOUND_SLOT, state);
     const ender = new SpanEnd(span);
-    ctx.res.once('close', () => {
+    onResponseClose(ctx, () => {
       for (const a of state.open) a.end();
       ender.end();
     });
