@@ -2,9 +2,12 @@
 # Two Pillion sidecars that differ in environment, Node flags or build, side by side the way
 # `pillion bench` compares its pairs: every round starts both afresh, pins them (every thread,
 # the OTLP export worker included) to one shared core, warms them and loads both at once, each
-# with its own `wrk -t1 -c32`. Prints each round's ratio of requests completed (A over B) and
-# both sidecars' resident memory, then the median. Use it for what the bench has no scenario
-# for: a Node flag, an OTEL_* setting, or a patched copy of the build (A_ROOT).
+# with its own `wrk -t1 -c32`. Prints each round's ratio of requests completed (A over B),
+# both sidecars' resident memory and CPU per request (main thread, and the others: V8's
+# helpers, the export worker), then the median. The two share the core about evenly, so the
+# main threads' CPU per request is a second reading of the same ratio, from the other side.
+# Use it for what the bench has no scenario for: a Node flag, an OTEL_* setting, or a patched
+# copy of the build (A_ROOT).
 #
 # A tracing sidecar exports to a tiny OTLP receiver on 127.0.0.1:18090 that this script runs.
 # Needs: npm run build, wrk, taskset, python3, curl. Uses loopback ports 18080-18094.
@@ -48,6 +51,12 @@ load() { # $1 seconds; both at once; prints "requests_a requests_b"
   echo "$(awk '/requests in/ {print $1}' a.out) $(awk '/requests in/ {print $1}' b.out)"
 }
 rss() { awk '/VmRSS/ {print int($2 / 1024)}' /proc/$1/status; }
+# CPU ticks (utime + stime) of a process's main thread (its tid is its pid) and of all its threads.
+ticks() { echo "$(awk '{print $14 + $15}' /proc/$1/task/$1/stat) $(cat /proc/$1/task/*/stat 2>/dev/null | awk '{s += $14 + $15} END {print s}')"; }
+# Microseconds of CPU per request between two ticks() readings: "main other".
+per_req() { # $1 before, $2 after, $3 requests
+  python3 -c "import os; t = os.sysconf('SC_CLK_TCK'); a = '$1'.split(); b = '$2'.split(); m = (float(b[0]) - float(a[0])) / t; o = (float(b[1]) - float(a[1])) / t - m; print(f'{m * 1e6 / $3:.1f} {o * 1e6 / $3:.1f}')"
+}
 
 ratios=""
 for round in $(seq $ROUNDS); do
@@ -55,13 +64,17 @@ for round in $(seq $ROUNDS); do
   B=$(start b "$B_ROOT" "$B_ENV" "$B_FLAGS" 18091 18094 18093)
   ready 18084 && ready 18094 || { kill $A $B; exit 1; }
   load $WARMUP >/dev/null
+  ta=$(ticks $A); tb=$(ticks $B)
   read -r na nb < <(load $DUR)
+  ta2=$(ticks $A); tb2=$(ticks $B)
   if [ -z "$na" ] || [ -z "$nb" ]; then
     echo "round $round: wrk reported no requests (a.log, b.log in $PWD)" >&2; kill $A $B; exit 1
   fi
   r=$(python3 -c "print(f'{$na / $nb:.3f}')")
   ratios="$ratios $r"
-  echo "round $round: A $na, B $nb requests in ${DUR}s, A/B ${r}x; RSS A $(rss $A) MB, B $(rss $B) MB"
+  read -r ma oa < <(per_req "$ta" "$ta2" $na); read -r mb ob < <(per_req "$tb" "$tb2" $nb)
+  echo "round $round: A $na, B $nb requests in ${DUR}s, A/B ${r}x; RSS A $(rss $A) MB, B $(rss $B) MB;" \
+    "CPU per request, main thread (other threads): A $ma ($oa) us, B $mb ($ob) us"
   kill $A $B
   # Started from a subshell, so not this shell's children to wait for: poll until gone.
   for _ in $(seq 100); do kill -0 $A 2>/dev/null || kill -0 $B 2>/dev/null || break; sleep 0.1; done

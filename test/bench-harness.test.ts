@@ -154,9 +154,13 @@ t.test('bench/pair-ab.sh: a traced sidecar against an untraced one, side by side
   const rounds = r.stdout.split('\n').filter((l) => l.startsWith('round '));
   t.equal(rounds.length, 2, 'a line per round');
   for (const line of rounds) {
-    const m = /^round \d: A (\d+), B (\d+) requests in 1s, A\/B ([\d.]+)x; RSS A (\d+) MB, B (\d+) MB$/.exec(line);
+    const m = new RegExp('^round \\d: A (\\d+), B (\\d+) requests in 1s, A/B ([\\d.]+)x; RSS A (\\d+) MB, B (\\d+) MB; '
+      + 'CPU per request, main thread \\(other threads\\): A ([\\d.]+) \\(([\\d.]+)\\) us, B ([\\d.]+) \\(([\\d.]+)\\) us$').exec(line);
     t.ok(m, line);
-    if (m) t.ok(Number(m[1]) > 0 && Number(m[2]) > 0 && Number(m[4]) > 10, 'both served load and their memory was read');
+    if (m) {
+      t.ok(Number(m[1]) > 0 && Number(m[2]) > 0 && Number(m[4]) > 10, 'both served load and their memory was read');
+      t.ok(Number(m[6]) > 0 && Number(m[8]) > 0, 'both main threads\' CPU was read');
+    }
   }
   t.match(r.stdout, /^median A\/B [\d.]+x \(rounds [\d.]+x-[\d.]+x\)$/m);
 });
