@@ -6,6 +6,7 @@ import { Writable } from 'node:stream';
 import { decodePolicyText } from '../proxy/config';
 import { startProxy, RunningProxy } from '../proxy';
 import { silentLogger } from '../proxy/runtime/logger';
+import { refusedPort } from './helpers/proxy';
 
 interface Upstream { port: number; hits: number; bodies: string[]; respond: (req: http.IncomingMessage, res: http.ServerResponse) => void; close(): Promise<void> }
 
@@ -150,10 +151,7 @@ spec:
 
 t.test('retries: connect failure to one endpoint goes to the next; a body over 64 KiB is not retried', async (t) => {
   const up = await upstream();
-  const dead = http.createServer();
-  await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
-  const deadPort = (dead.address() as AddressInfo).port;
-  await new Promise<void>((r) => dead.close(() => r()));
+  const deadPort = await refusedPort();
   const { proxy } = await proxyWith(`
 apiVersion: pillion.dev/v1alpha1
 kind: TrafficPolicy

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { startProxy, RunningProxy } from '../proxy';
 import type { Logger } from '../proxy/runtime/logger';
-import { admin, request, sleep, startUpstream } from './helpers/proxy';
+import { admin, refusedPort, request, sleep, startUpstream } from './helpers/proxy';
 import { startOtlpReceiver } from './helpers/otlp-receiver';
 
 async function sidecar(t: Tap.Test, env: NodeJS.ProcessEnv, logger: Logger): Promise<RunningProxy> {
@@ -36,9 +36,7 @@ async function until(fn: () => Promise<boolean>, ms = 5000): Promise<boolean> {
 }
 
 t.test('collector down: traffic unaffected, failed exports counted and logged once', async (t) => {
-  const gone = await startUpstream(() => {});
-  const port = gone.port;
-  await gone.close();
+  const port = await refusedPort();
   const logger = capture();
   const p = await sidecar(t, { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '300' }, logger);
   t.equal(await metric(p, 'pillion_tracing_spans_dropped_total{reason="export-failed"}'), 0, 'the series exists from the start');
